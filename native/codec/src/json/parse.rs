@@ -1,0 +1,388 @@
+//! JSON text → [`Term`] (see `docs/term-mapping.md`).
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use num_bigint::BigInt;
+
+use super::tags::{interpret, is_tag, Parsed, TAIL};
+use super::write::MAX_INTEGER_DIGITS;
+use crate::term::Term;
+use crate::{Error, Limits, Result};
+
+/// Parses JSON text into a term under the default [`Limits`]. Strings
+/// without escapes are borrowed from `text`.
+///
+/// ```
+/// use erlang_cnode_codec::{json, Term};
+/// let term = json::parse(r#"{"$tuple": [{"$atom": "ok"}, 42]}"#).unwrap();
+/// assert_eq!(term, Term::Tuple(vec![Term::atom("ok"), Term::Int(42)]));
+/// ```
+pub fn parse(text: &str) -> Result<Term<'_>> {
+    parse_with(text, &Limits::default())
+}
+
+/// Parses JSON bytes, which must be UTF-8.
+pub fn parse_bytes(bytes: &[u8]) -> Result<Term<'_>> {
+    let text = std::str::from_utf8(bytes).map_err(|e| Error::JsonSyntax {
+        expected: "UTF-8 text",
+        offset: e.valid_up_to(),
+    })?;
+    parse(text)
+}
+
+/// Parses JSON text under `limits`. JSON nesting may reach twice
+/// `limits.max_depth` (a tagged form adds one level of its own); deeper
+/// input is an error, never a stack overflow.
+pub fn parse_with<'a>(text: &'a str, limits: &Limits) -> Result<Term<'a>> {
+    let mut parser = Parser {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+        max_depth: limits.max_depth.saturating_mul(2).saturating_add(1),
+    };
+    parser.skip_ws();
+    let term = match parser.value(0)? {
+        Parsed::Term(term) => term,
+        Parsed::Tail(_) => {
+            return Err(Error::BadTag {
+                tag: TAIL,
+                problem: "$tail may only end an array",
+            })
+        }
+    };
+    parser.skip_ws();
+    if parser.pos != parser.bytes.len() {
+        return Err(parser.expected("end of input"));
+    }
+    Ok(term)
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    max_depth: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn expected(&self, what: &'static str) -> Error {
+        Error::JsonSyntax {
+            expected: what,
+            offset: self.pos,
+        }
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        if self.bytes.get(self.pos) == Some(&byte) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn literal(&mut self, word: &'static str, term: Term<'a>) -> Result<Parsed<'a>> {
+        if self.bytes[self.pos..].starts_with(word.as_bytes()) {
+            self.pos += word.len();
+            Ok(Parsed::Term(term))
+        } else {
+            Err(self.expected("a JSON value"))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Parsed<'a>> {
+        match self.bytes.get(self.pos) {
+            Some(b'{') => self.object(depth + 1),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'"') => Ok(Parsed::Term(Term::Binary(match self.string()? {
+                Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+                Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+            }))),
+            Some(b't') => self.literal("true", Term::atom("true")),
+            Some(b'f') => self.literal("false", Term::atom("false")),
+            Some(b'n') => self.literal("null", Term::atom("nil")),
+            Some(b'-' | b'0'..=b'9') => self.number().map(Parsed::Term),
+            _ => Err(self.expected("a JSON value")),
+        }
+    }
+
+    fn check_depth(&self, depth: usize) -> Result<()> {
+        if depth > self.max_depth {
+            return Err(Error::TooDeep {
+                limit: self.max_depth,
+            });
+        }
+        Ok(())
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Parsed<'a>> {
+        self.check_depth(depth)?;
+        self.pos += 1;
+        self.skip_ws();
+        let mut items = Vec::new();
+        if self.eat(b']') {
+            return Ok(Parsed::Term(Term::List(items)));
+        }
+        loop {
+            match self.value(depth)? {
+                Parsed::Term(term) => items.push(term),
+                Parsed::Tail(tail) => {
+                    self.skip_ws();
+                    if !self.eat(b']') {
+                        return Err(Error::BadTag {
+                            tag: TAIL,
+                            problem: "$tail may only end an array",
+                        });
+                    }
+                    if items.is_empty() {
+                        return Err(Error::BadTag {
+                            tag: TAIL,
+                            problem: "an improper list needs an element before $tail",
+                        });
+                    }
+                    return Ok(Parsed::Term(Term::ImproperList(items, Box::new(tail))));
+                }
+            }
+            self.skip_ws();
+            if self.eat(b']') {
+                return Ok(Parsed::Term(Term::List(items)));
+            }
+            if !self.eat(b',') {
+                return Err(self.expected("',' or ']'"));
+            }
+            self.skip_ws();
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Parsed<'a>> {
+        self.check_depth(depth)?;
+        self.pos += 1;
+        self.skip_ws();
+        let mut entries: Vec<(Cow<'a, str>, Term<'a>)> = Vec::new();
+        if !self.eat(b'}') {
+            loop {
+                if self.bytes.get(self.pos) != Some(&b'"') {
+                    return Err(self.expected("a string key"));
+                }
+                let key = self.string()?;
+                self.skip_ws();
+                if !self.eat(b':') {
+                    return Err(self.expected("':'"));
+                }
+                self.skip_ws();
+                let value = match self.value(depth)? {
+                    Parsed::Term(term) => term,
+                    Parsed::Tail(_) => {
+                        return Err(Error::BadTag {
+                            tag: TAIL,
+                            problem: "$tail may only end an array",
+                        })
+                    }
+                };
+                entries.push((key, value));
+                self.skip_ws();
+                if self.eat(b'}') {
+                    break;
+                }
+                if !self.eat(b',') {
+                    return Err(self.expected("',' or '}'"));
+                }
+                self.skip_ws();
+            }
+        }
+        if entries.len() == 1 && is_tag(&entries[0].0) {
+            let (tag, payload) = entries.pop().expect("one entry");
+            return interpret(&tag, payload);
+        }
+        check_unique_keys(&entries)?;
+        let entries = entries
+            .into_iter()
+            .map(|(key, value)| {
+                let key = match key {
+                    Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+                    Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+                };
+                (Term::Binary(key), value)
+            })
+            .collect();
+        Ok(Parsed::Term(Term::Map(entries)))
+    }
+
+    /// A string at `self.pos` (which holds `"`); borrowed when it has no escapes.
+    fn string(&mut self) -> Result<Cow<'a, str>> {
+        self.pos += 1;
+        let start = self.pos;
+        loop {
+            match self.bytes.get(self.pos) {
+                Some(b'"') => {
+                    let s = &self.text[start..self.pos];
+                    self.pos += 1;
+                    return Ok(Cow::Borrowed(s));
+                }
+                Some(b'\\') => break,
+                Some(0..=0x1f) => return Err(self.expected("no control characters in a string")),
+                Some(_) => self.pos += 1,
+                None => return Err(self.expected("'\"'")),
+            }
+        }
+        let mut out = String::from(&self.text[start..self.pos]);
+        loop {
+            let run_start = self.pos;
+            while let Some(&b) = self.bytes.get(self.pos) {
+                if b == b'"' || b == b'\\' || b < 0x20 {
+                    break;
+                }
+                self.pos += 1;
+            }
+            out.push_str(&self.text[run_start..self.pos]);
+            match self.bytes.get(self.pos) {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(Cow::Owned(out));
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    self.escape(&mut out)?;
+                }
+                Some(_) => return Err(self.expected("no control characters in a string")),
+                None => return Err(self.expected("'\"'")),
+            }
+        }
+    }
+
+    fn escape(&mut self, out: &mut String) -> Result<()> {
+        let c = match self.bytes.get(self.pos) {
+            Some(b'"') => '"',
+            Some(b'\\') => '\\',
+            Some(b'/') => '/',
+            Some(b'b') => '\u{8}',
+            Some(b'f') => '\u{c}',
+            Some(b'n') => '\n',
+            Some(b'r') => '\r',
+            Some(b't') => '\t',
+            Some(b'u') => {
+                self.pos += 1;
+                let high = self.hex4()?;
+                let code = if (0xd800..0xdc00).contains(&high) {
+                    if !(self.eat(b'\\') && self.eat(b'u')) {
+                        return Err(self.expected("a low surrogate escape"));
+                    }
+                    let low = self.hex4()?;
+                    if !(0xdc00..0xe000).contains(&low) {
+                        return Err(self.expected("a low surrogate escape"));
+                    }
+                    0x10000 + ((high - 0xd800) << 10) + (low - 0xdc00)
+                } else {
+                    high
+                };
+                out.push(char::from_u32(code).ok_or(self.expected("a valid Unicode escape"))?);
+                return Ok(());
+            }
+            _ => return Err(self.expected("a valid escape")),
+        };
+        out.push(c);
+        self.pos += 1;
+        Ok(())
+    }
+
+    fn hex4(&mut self) -> Result<u32> {
+        let digits = self
+            .bytes
+            .get(self.pos..self.pos + 4)
+            .ok_or(self.expected("4 hex digits"))?;
+        let mut value = 0;
+        for &d in digits {
+            value = value * 16
+                + char::from(d)
+                    .to_digit(16)
+                    .ok_or(self.expected("4 hex digits"))?;
+        }
+        self.pos += 4;
+        Ok(value)
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while let Some(b'0'..=b'9') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    fn number(&mut self) -> Result<Term<'a>> {
+        let start = self.pos;
+        self.eat(b'-');
+        let int_start = self.pos;
+        let int_digits = self.digits();
+        if int_digits == 0 || (int_digits > 1 && self.bytes[int_start] == b'0') {
+            return Err(self.expected("a JSON number"));
+        }
+        let mut is_float = false;
+        if self.eat(b'.') {
+            is_float = true;
+            if self.digits() == 0 {
+                return Err(self.expected("a digit after '.'"));
+            }
+        }
+        if self.eat(b'e') || self.eat(b'E') {
+            is_float = true;
+            let _ = self.eat(b'+') || self.eat(b'-');
+            if self.digits() == 0 {
+                return Err(self.expected("a digit in the exponent"));
+            }
+        }
+        let text = &self.text[start..self.pos];
+        if is_float {
+            let value: f64 = text.parse().map_err(|_| Error::JsonSyntax {
+                expected: "a JSON number",
+                offset: start,
+            })?;
+            return if value.is_finite() {
+                Ok(Term::Float(value))
+            } else {
+                Err(Error::NonFiniteFloat)
+            };
+        }
+        if int_digits <= 18 {
+            return Ok(Term::Int(
+                text.parse().expect("at most 18 digits fit in i64"),
+            ));
+        }
+        if int_digits > MAX_INTEGER_DIGITS {
+            return Err(Error::IntegerTooLarge {
+                limit: MAX_INTEGER_DIGITS,
+            });
+        }
+        Ok(Term::from_bigint(
+            text.parse::<BigInt>().expect("validated decimal digits"),
+        ))
+    }
+}
+
+fn check_unique_keys(entries: &[(Cow<'_, str>, Term<'_>)]) -> Result<()> {
+    let duplicate = if entries.len() <= 8 {
+        entries
+            .iter()
+            .enumerate()
+            .find(|(i, (key, _))| entries[..*i].iter().any(|(other, _)| other == key))
+    } else {
+        let mut seen = HashSet::with_capacity(entries.len());
+        entries
+            .iter()
+            .enumerate()
+            .find(|(_, (key, _))| !seen.insert(key.as_ref()))
+    };
+    match duplicate {
+        Some((_, (key, _))) => Err(Error::JsonDuplicateKey {
+            key: key.to_string(),
+        }),
+        None => Ok(()),
+    }
+}

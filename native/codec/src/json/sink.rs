@@ -1,0 +1,180 @@
+//! The event interface every JSON producer in this crate drives, and the
+//! text writer that implements it.
+
+use crate::Error;
+
+/// Receives a JSON document as a stream of events, in document order.
+///
+/// [`crate::json::write`] drives a sink from a [`crate::Term`]; the text
+/// writer [`JsonText`] is one sink, and the PostgreSQL extension builds
+/// `jsonb` values directly through another, with no JSON text in between.
+///
+/// Numbers arrive either as an `i64` or as JSON number text (big integers,
+/// and floats, which always contain a `.`).
+pub trait JsonSink {
+    /// Error type; the codec's own errors convert into it.
+    type Error: From<Error>;
+    /// `null`.
+    fn null(&mut self) -> Result<(), Self::Error>;
+    /// `true` / `false`.
+    fn bool(&mut self, value: bool) -> Result<(), Self::Error>;
+    /// An integer that fits in 64 bits.
+    fn int(&mut self, value: i64) -> Result<(), Self::Error>;
+    /// Any other number, as valid JSON number text.
+    fn number(&mut self, text: &str) -> Result<(), Self::Error>;
+    /// A string (never contains NUL).
+    fn string(&mut self, value: &str) -> Result<(), Self::Error>;
+    /// `[`; `len` is the number of elements that will follow.
+    fn begin_array(&mut self, len: usize) -> Result<(), Self::Error>;
+    /// `]`.
+    fn end_array(&mut self) -> Result<(), Self::Error>;
+    /// `{`; `len` is the number of keys that will follow.
+    fn begin_object(&mut self, len: usize) -> Result<(), Self::Error>;
+    /// An object key; its value's events follow.
+    fn key(&mut self, key: &str) -> Result<(), Self::Error>;
+    /// `}`.
+    fn end_object(&mut self) -> Result<(), Self::Error>;
+}
+
+/// A [`JsonSink`] that writes compact JSON text.
+#[derive(Debug, Default)]
+pub struct JsonText {
+    out: Vec<u8>,
+    need_comma: bool,
+}
+
+impl JsonText {
+    /// An empty writer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The text written so far.
+    pub fn into_string(self) -> String {
+        // Only UTF-8 is ever written: string() takes &str, everything else is ASCII.
+        String::from_utf8(self.out).expect("JsonText writes UTF-8 only")
+    }
+
+    fn separate(&mut self) {
+        if self.need_comma {
+            self.out.push(b',');
+        }
+        self.need_comma = true;
+    }
+
+    fn open(&mut self, bracket: u8) {
+        self.separate();
+        self.out.push(bracket);
+        self.need_comma = false;
+    }
+
+    fn close(&mut self, bracket: u8) {
+        self.out.push(bracket);
+        self.need_comma = true;
+    }
+
+    fn quoted(&mut self, s: &str) {
+        self.out.push(b'"');
+        write_escaped(&mut self.out, s.as_bytes());
+        self.out.push(b'"');
+    }
+}
+
+impl JsonSink for JsonText {
+    type Error = Error;
+    fn null(&mut self) -> Result<(), Error> {
+        self.separate();
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn bool(&mut self, value: bool) -> Result<(), Error> {
+        self.separate();
+        self.out
+            .extend_from_slice(if value { b"true" } else { b"false" });
+        Ok(())
+    }
+    fn int(&mut self, value: i64) -> Result<(), Error> {
+        self.separate();
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        Ok(())
+    }
+    fn number(&mut self, text: &str) -> Result<(), Error> {
+        self.separate();
+        self.out.extend_from_slice(text.as_bytes());
+        Ok(())
+    }
+    fn string(&mut self, value: &str) -> Result<(), Error> {
+        self.separate();
+        self.quoted(value);
+        Ok(())
+    }
+    fn begin_array(&mut self, _len: usize) -> Result<(), Error> {
+        self.open(b'[');
+        Ok(())
+    }
+    fn end_array(&mut self) -> Result<(), Error> {
+        self.close(b']');
+        Ok(())
+    }
+    fn begin_object(&mut self, _len: usize) -> Result<(), Error> {
+        self.open(b'{');
+        Ok(())
+    }
+    fn key(&mut self, key: &str) -> Result<(), Error> {
+        self.separate();
+        self.quoted(key);
+        self.out.push(b':');
+        self.need_comma = false;
+        Ok(())
+    }
+    fn end_object(&mut self) -> Result<(), Error> {
+        self.close(b'}');
+        Ok(())
+    }
+}
+
+/// For each byte: 0 = copy as is, otherwise the character after `\`
+/// (`u` meaning a `\u00XX` escape).
+static ESCAPE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        table[i] = b'u';
+        i += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = ESCAPE[usize::from(b)];
+        if escape == 0 {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        if escape == b'u' {
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]);
+        } else {
+            out.extend_from_slice(&[b'\\', escape]);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}

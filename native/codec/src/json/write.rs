@@ -1,0 +1,282 @@
+//! [`Term`] → JSON events (see `docs/term-mapping.md`).
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use num_bigint::BigInt;
+
+use super::tags::{self, is_tag};
+use super::JsonSink;
+use crate::term::{Pid, Term};
+use crate::{Error, Limits};
+
+/// The most decimal digits an integer may have in JSON: what PostgreSQL's
+/// `numeric` (and so `jsonb`) holds before the decimal point.
+pub const MAX_INTEGER_DIGITS: usize = 131_072;
+
+/// Writes `term` to `sink` as JSON, under the default [`Limits`].
+pub fn write<S: JsonSink>(term: &Term<'_>, sink: &mut S) -> Result<(), S::Error> {
+    write_with(term, sink, &Limits::default())
+}
+
+/// Writes `term` to `sink` as JSON under `limits`.
+pub fn write_with<S: JsonSink>(
+    term: &Term<'_>,
+    sink: &mut S,
+    limits: &Limits,
+) -> Result<(), S::Error> {
+    Writer {
+        sink,
+        max_depth: limits.max_depth,
+    }
+    .term(term, 0)
+}
+
+struct Writer<'s, S> {
+    sink: &'s mut S,
+    max_depth: usize,
+}
+
+impl<S: JsonSink> Writer<'_, S> {
+    fn deeper(&self, depth: usize) -> Result<usize, S::Error> {
+        if depth >= self.max_depth {
+            return Err(Error::TooDeep {
+                limit: self.max_depth,
+            }
+            .into());
+        }
+        Ok(depth + 1)
+    }
+
+    /// `{"<tag>": ` … the caller writes the payload, then calls `end_tag`.
+    fn begin_tag(&mut self, tag: &str) -> Result<(), S::Error> {
+        self.sink.begin_object(1)?;
+        self.sink.key(tag)
+    }
+
+    fn end_tag(&mut self) -> Result<(), S::Error> {
+        self.sink.end_object()
+    }
+
+    fn field_str(&mut self, key: &str, value: &str) -> Result<(), S::Error> {
+        self.sink.key(key)?;
+        self.sink.string(value)
+    }
+
+    fn field_int(&mut self, key: &str, value: i64) -> Result<(), S::Error> {
+        self.sink.key(key)?;
+        self.sink.int(value)
+    }
+
+    fn term(&mut self, term: &Term<'_>, depth: usize) -> Result<(), S::Error> {
+        match term {
+            Term::Atom(name) => match name.as_ref() {
+                "true" => self.sink.bool(true),
+                "false" => self.sink.bool(false),
+                "nil" => self.sink.null(),
+                _ => {
+                    self.begin_tag(tags::ATOM)?;
+                    self.sink.string(name)?;
+                    self.end_tag()
+                }
+            },
+            Term::Int(i) => self.sink.int(*i),
+            Term::BigInt(b) => self.sink.number(&big_to_decimal(b)?),
+            Term::Float(f) => self.sink.number(&float_to_decimal(*f)?),
+            Term::Binary(bytes) => match as_json_string(bytes) {
+                Some(text) => self.sink.string(text),
+                None => {
+                    self.begin_tag(tags::BINARY)?;
+                    self.sink.string(&BASE64.encode(bytes))?;
+                    self.end_tag()
+                }
+            },
+            Term::Bitstring(bits) => {
+                self.begin_tag(tags::BITSTRING)?;
+                self.sink.begin_object(2)?;
+                self.field_str("base64", &BASE64.encode(&bits.bytes))?;
+                self.field_int("bits", bits.bit_size() as i64)?;
+                self.sink.end_object()?;
+                self.end_tag()
+            }
+            Term::List(items) => self.array(items, None, depth),
+            Term::ImproperList(items, tail) => self.array(items, Some(tail), depth),
+            Term::Tuple(items) => {
+                self.begin_tag(tags::TUPLE)?;
+                self.array(items, None, depth)?;
+                self.end_tag()
+            }
+            Term::Map(entries) => self.map(entries, depth),
+            Term::Pid(pid) => self.pid(pid),
+            Term::Port(port) => {
+                self.begin_tag(tags::PORT)?;
+                self.sink.begin_object(3)?;
+                self.field_str("node", &port.node)?;
+                self.sink.key("id")?;
+                self.unsigned(port.id)?;
+                self.field_int("creation", i64::from(port.creation))?;
+                self.sink.end_object()?;
+                self.end_tag()
+            }
+            Term::Reference(r) => {
+                self.begin_tag(tags::REFERENCE)?;
+                self.sink.begin_object(3)?;
+                self.field_str("node", &r.node)?;
+                self.field_int("creation", i64::from(r.creation))?;
+                self.sink.key("id")?;
+                self.sink.begin_array(r.id.len())?;
+                for word in &r.id {
+                    self.sink.int(i64::from(*word))?;
+                }
+                self.sink.end_array()?;
+                self.sink.end_object()?;
+                self.end_tag()
+            }
+            Term::ExternalFun(f) => {
+                self.begin_tag(tags::FUN)?;
+                self.sink.begin_object(3)?;
+                self.field_str("module", &f.module)?;
+                self.field_str("function", &f.function)?;
+                self.field_int("arity", i64::from(f.arity))?;
+                self.sink.end_object()?;
+                self.end_tag()
+            }
+            Term::Closure(c) => {
+                self.begin_tag(tags::CLOSURE)?;
+                self.sink.begin_object(8)?;
+                self.field_str("module", &c.module)?;
+                self.field_int("arity", i64::from(c.arity))?;
+                self.field_str("uniq", &hex(&c.uniq))?;
+                self.field_int("index", i64::from(c.index))?;
+                self.field_int("old_index", c.old_index)?;
+                self.field_int("old_uniq", c.old_uniq)?;
+                self.sink.key("pid")?;
+                self.pid(&c.pid)?;
+                self.sink.key("free_vars")?;
+                self.array(&c.free_vars, None, depth)?;
+                self.sink.end_object()?;
+                self.end_tag()
+            }
+        }
+    }
+
+    fn unsigned(&mut self, value: u64) -> Result<(), S::Error> {
+        match i64::try_from(value) {
+            Ok(v) => self.sink.int(v),
+            Err(_) => self.sink.number(itoa::Buffer::new().format(value)),
+        }
+    }
+
+    fn pid(&mut self, pid: &Pid<'_>) -> Result<(), S::Error> {
+        self.begin_tag(tags::PID)?;
+        self.sink.begin_object(4)?;
+        self.field_str("node", &pid.node)?;
+        self.field_int("id", i64::from(pid.id))?;
+        self.field_int("serial", i64::from(pid.serial))?;
+        self.field_int("creation", i64::from(pid.creation))?;
+        self.sink.end_object()?;
+        self.end_tag()
+    }
+
+    fn array(
+        &mut self,
+        items: &[Term<'_>],
+        tail: Option<&Term<'_>>,
+        depth: usize,
+    ) -> Result<(), S::Error> {
+        let depth = self.deeper(depth)?;
+        self.sink
+            .begin_array(items.len() + usize::from(tail.is_some()))?;
+        for item in items {
+            self.term(item, depth)?;
+        }
+        if let Some(tail) = tail {
+            self.begin_tag(tags::TAIL)?;
+            self.term(tail, depth)?;
+            self.end_tag()?;
+        }
+        self.sink.end_array()
+    }
+
+    fn map(&mut self, entries: &[(Term<'_>, Term<'_>)], depth: usize) -> Result<(), S::Error> {
+        let depth = self.deeper(depth)?;
+        if let Some(keys) = object_keys(entries) {
+            self.sink.begin_object(entries.len())?;
+            for (key, (_, value)) in keys.into_iter().zip(entries) {
+                self.sink.key(key)?;
+                self.term(value, depth)?;
+            }
+            return self.sink.end_object();
+        }
+        self.begin_tag(tags::MAP)?;
+        self.sink.begin_array(entries.len())?;
+        for (key, value) in entries {
+            self.sink.begin_array(2)?;
+            self.term(key, depth)?;
+            self.term(value, depth)?;
+            self.sink.end_array()?;
+        }
+        self.sink.end_array()?;
+        self.end_tag()
+    }
+}
+
+/// The keys of a map that can be written as a plain JSON object: every key a
+/// binary that is a JSON string, and not a lone key that reads as a tag.
+fn object_keys<'t>(entries: &'t [(Term<'_>, Term<'_>)]) -> Option<Vec<&'t str>> {
+    let keys = entries
+        .iter()
+        .map(|(key, _)| match key {
+            Term::Binary(bytes) => as_json_string(bytes),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    if keys.len() == 1 && is_tag(keys[0]) {
+        return None;
+    }
+    Some(keys)
+}
+
+/// A binary that can be a JSON string: UTF-8 with no NUL (which `jsonb`
+/// cannot store).
+fn as_json_string(bytes: &[u8]) -> Option<&str> {
+    if bytes.contains(&0) {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()
+}
+
+/// Decimal text of a big integer, refusing sizes JSON consumers cannot hold.
+fn big_to_decimal(value: &BigInt) -> Result<String, Error> {
+    // 3.3219 bits per decimal digit: reject clearly oversized values before formatting.
+    if value.bits() > (MAX_INTEGER_DIGITS as u64) * 3322 / 1000 + 4 {
+        return Err(Error::IntegerTooLarge {
+            limit: MAX_INTEGER_DIGITS,
+        });
+    }
+    let text = value.to_string();
+    if text.trim_start_matches('-').len() > MAX_INTEGER_DIGITS {
+        return Err(Error::IntegerTooLarge {
+            limit: MAX_INTEGER_DIGITS,
+        });
+    }
+    Ok(text)
+}
+
+/// Positional decimal text with at least one fractional digit and the fewest
+/// digits that read back as the same float: `7.0`, `0.1`, `1e300` as a 1
+/// followed by 300 zeros and `.0`. Never an exponent, so that PostgreSQL's
+/// `numeric` keeps the fraction and the value stays a float.
+pub(crate) fn float_to_decimal(value: f64) -> Result<String, Error> {
+    if !value.is_finite() {
+        return Err(Error::NonFiniteFloat);
+    }
+    let mut text = value.to_string();
+    if !text.contains('.') {
+        text.push_str(".0");
+    }
+    Ok(text)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

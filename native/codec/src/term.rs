@@ -1,0 +1,338 @@
+//! The in-memory term tree shared by every conversion in this crate.
+//!
+//! The tree borrows from its input where it can (`Cow`), keeps map entries in
+//! the order they arrived, and is canonical: integers that fit in `i64` are
+//! always [`Term::Int`], a bitstring never has a whole number of bytes, an
+//! improper list's tail is never a list, floats are always finite and map keys
+//! are unique. Every constructor in this crate maintains those invariants, so
+//! structural equality (`==`) is Erlang's exact equality (`=:=`).
+
+use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
+
+use num_bigint::BigInt;
+
+/// An Erlang term.
+///
+/// `==` is Erlang's exact equality (`=:=`): map entries compare regardless
+/// of their order.
+#[derive(Debug, Clone)]
+pub enum Term<'a> {
+    /// An atom, by name (at most 255 characters).
+    Atom(Cow<'a, str>),
+    /// An integer that fits in 64 bits.
+    Int(i64),
+    /// An integer outside the `i64` range.
+    BigInt(BigInt),
+    /// A finite float.
+    Float(f64),
+    /// A binary (whole bytes).
+    Binary(Cow<'a, [u8]>),
+    /// A bitstring whose size is not a multiple of 8.
+    Bitstring(Bitstring<'a>),
+    /// A proper list (`[]` when empty).
+    List(Vec<Term<'a>>),
+    /// An improper list: at least one element and a tail that is not a list.
+    ImproperList(Vec<Term<'a>>, Box<Term<'a>>),
+    /// A tuple.
+    Tuple(Vec<Term<'a>>),
+    /// A map, entries in arrival order, keys unique.
+    Map(Vec<(Term<'a>, Term<'a>)>),
+    /// A process identifier.
+    Pid(Box<Pid<'a>>),
+    /// A port identifier.
+    Port(Box<Port<'a>>),
+    /// A reference.
+    Reference(Box<Reference<'a>>),
+    /// An external fun, `fun Module:Function/Arity`.
+    ExternalFun(Box<ExternalFun<'a>>),
+    /// A local fun (closure), kept field by field so it round-trips.
+    Closure(Box<Closure<'a>>),
+}
+
+/// A bitstring: `bytes` holds `(bytes.len() - 1) * 8 + tail_bits` bits,
+/// most significant first; the unused low bits of the last byte are zero.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Bitstring<'a> {
+    /// The data bytes (at least one).
+    pub bytes: Cow<'a, [u8]>,
+    /// Bits used in the last byte, 1 to 7.
+    pub tail_bits: u8,
+}
+
+impl Bitstring<'_> {
+    /// Total size in bits.
+    pub fn bit_size(&self) -> u64 {
+        (self.bytes.len() as u64 - 1) * 8 + u64::from(self.tail_bits)
+    }
+}
+
+/// A process identifier (`NEW_PID_EXT`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Pid<'a> {
+    /// Node the process lives on.
+    pub node: Cow<'a, str>,
+    /// Process number.
+    pub id: u32,
+    /// Serial.
+    pub serial: u32,
+    /// Node incarnation.
+    pub creation: u32,
+}
+
+/// A port identifier (`V4_PORT_EXT`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Port<'a> {
+    /// Node the port lives on.
+    pub node: Cow<'a, str>,
+    /// Port number.
+    pub id: u64,
+    /// Node incarnation.
+    pub creation: u32,
+}
+
+/// A reference (`NEWER_REFERENCE_EXT`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Reference<'a> {
+    /// Node that made the reference.
+    pub node: Cow<'a, str>,
+    /// Node incarnation.
+    pub creation: u32,
+    /// The id words (1 to 5).
+    pub id: Vec<u32>,
+}
+
+/// An external fun (`EXPORT_EXT`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ExternalFun<'a> {
+    /// Module name.
+    pub module: Cow<'a, str>,
+    /// Function name.
+    pub function: Cow<'a, str>,
+    /// Arity.
+    pub arity: u8,
+}
+
+/// A local fun (`NEW_FUN_EXT`), field by field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Closure<'a> {
+    /// Module that defines the fun.
+    pub module: Cow<'a, str>,
+    /// Arity.
+    pub arity: u8,
+    /// MD5 of the module's code (16 bytes).
+    pub uniq: [u8; 16],
+    /// Index in the module's fun table.
+    pub index: u32,
+    /// Old index (an integer term on the wire).
+    pub old_index: i64,
+    /// Old uniq (an integer term on the wire).
+    pub old_uniq: i64,
+    /// The process that created the fun.
+    pub pid: Pid<'a>,
+    /// Captured variables.
+    pub free_vars: Vec<Term<'a>>,
+}
+
+impl PartialEq for Term<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Term::Atom(a), Term::Atom(b)) => a == b,
+            (Term::Int(a), Term::Int(b)) => a == b,
+            (Term::BigInt(a), Term::BigInt(b)) => a == b,
+            (Term::Float(a), Term::Float(b)) => a == b,
+            (Term::Binary(a), Term::Binary(b)) => a == b,
+            (Term::Bitstring(a), Term::Bitstring(b)) => a == b,
+            (Term::List(a), Term::List(b)) | (Term::Tuple(a), Term::Tuple(b)) => a == b,
+            (Term::ImproperList(a, x), Term::ImproperList(b, y)) => a == b && x == y,
+            (Term::Map(a), Term::Map(b)) => maps_equal(a, b),
+            (Term::Pid(a), Term::Pid(b)) => a == b,
+            (Term::Port(a), Term::Port(b)) => a == b,
+            (Term::Reference(a), Term::Reference(b)) => a == b,
+            (Term::ExternalFun(a), Term::ExternalFun(b)) => a == b,
+            (Term::Closure(a), Term::Closure(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// Maps are equal when they hold the same keys with equal values, in any order.
+fn maps_equal(a: &[(Term<'_>, Term<'_>)], b: &[(Term<'_>, Term<'_>)]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a == b {
+        return true;
+    }
+    if a.len() <= 8 {
+        return a
+            .iter()
+            .all(|(k, v)| b.iter().any(|(k2, v2)| k == k2 && v == v2));
+    }
+    let index: std::collections::HashMap<_, _> = b.iter().map(|(k, v)| (k, v)).collect();
+    a.iter().all(|(k, v)| index.get(k) == Some(&v))
+}
+
+// Floats are always finite (constructors reject NaN), so equality is total.
+impl Eq for Term<'_> {}
+impl Eq for Closure<'_> {}
+
+impl Hash for Term<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            Term::Atom(a) => a.hash(state),
+            Term::Int(i) => i.hash(state),
+            Term::BigInt(b) => b.hash(state),
+            // 0.0 == -0.0 under `==`, so they must hash alike.
+            Term::Float(f) => (if *f == 0.0 { 0.0f64 } else { *f }).to_bits().hash(state),
+            Term::Binary(b) => b.hash(state),
+            Term::Bitstring(b) => b.hash(state),
+            Term::List(v) | Term::Tuple(v) => v.hash(state),
+            Term::ImproperList(v, t) => {
+                v.hash(state);
+                t.hash(state);
+            }
+            Term::Map(entries) => {
+                // Order-independent, like equality: sum the entries' own hashes.
+                let sum = entries.iter().fold(0u64, |acc, entry| {
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    entry.hash(&mut h);
+                    acc.wrapping_add(h.finish())
+                });
+                entries.len().hash(state);
+                sum.hash(state);
+            }
+            Term::Pid(p) => p.hash(state),
+            Term::Port(p) => p.hash(state),
+            Term::Reference(r) => r.hash(state),
+            Term::ExternalFun(f) => f.hash(state),
+            Term::Closure(c) => {
+                c.module.hash(state);
+                c.uniq.hash(state);
+                c.index.hash(state);
+                c.free_vars.hash(state);
+            }
+        }
+    }
+}
+
+impl<'a> Term<'a> {
+    /// An atom term.
+    pub fn atom(name: impl Into<Cow<'a, str>>) -> Self {
+        Term::Atom(name.into())
+    }
+
+    /// A binary term.
+    pub fn binary(bytes: impl Into<Cow<'a, [u8]>>) -> Self {
+        Term::Binary(bytes.into())
+    }
+
+    /// An integer term in canonical form.
+    pub fn from_bigint(value: BigInt) -> Self {
+        match i64::try_from(&value) {
+            Ok(small) => Term::Int(small),
+            Err(_) => Term::BigInt(value),
+        }
+    }
+
+    /// A copy of this term that borrows nothing.
+    pub fn into_owned(self) -> Term<'static> {
+        fn s(c: Cow<'_, str>) -> Cow<'static, str> {
+            Cow::Owned(c.into_owned())
+        }
+        fn pid(p: Pid<'_>) -> Pid<'static> {
+            Pid {
+                node: s(p.node),
+                id: p.id,
+                serial: p.serial,
+                creation: p.creation,
+            }
+        }
+        fn all(v: Vec<Term<'_>>) -> Vec<Term<'static>> {
+            v.into_iter().map(Term::into_owned).collect()
+        }
+        match self {
+            Term::Atom(a) => Term::Atom(s(a)),
+            Term::Int(i) => Term::Int(i),
+            Term::BigInt(b) => Term::BigInt(b),
+            Term::Float(f) => Term::Float(f),
+            Term::Binary(b) => Term::Binary(Cow::Owned(b.into_owned())),
+            Term::Bitstring(b) => Term::Bitstring(Bitstring {
+                bytes: Cow::Owned(b.bytes.into_owned()),
+                tail_bits: b.tail_bits,
+            }),
+            Term::List(v) => Term::List(all(v)),
+            Term::ImproperList(v, t) => Term::ImproperList(all(v), Box::new(t.into_owned())),
+            Term::Tuple(v) => Term::Tuple(all(v)),
+            Term::Map(e) => Term::Map(
+                e.into_iter()
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect(),
+            ),
+            Term::Pid(p) => Term::Pid(Box::new(pid(*p))),
+            Term::Port(p) => {
+                let Port { node, id, creation } = *p;
+                Term::Port(Box::new(Port {
+                    node: s(node),
+                    id,
+                    creation,
+                }))
+            }
+            Term::Reference(r) => {
+                let Reference { node, creation, id } = *r;
+                Term::Reference(Box::new(Reference {
+                    node: s(node),
+                    creation,
+                    id,
+                }))
+            }
+            Term::ExternalFun(f) => {
+                let ExternalFun {
+                    module,
+                    function,
+                    arity,
+                } = *f;
+                Term::ExternalFun(Box::new(ExternalFun {
+                    module: s(module),
+                    function: s(function),
+                    arity,
+                }))
+            }
+            Term::Closure(c) => {
+                let Closure {
+                    module,
+                    arity,
+                    uniq,
+                    index,
+                    old_index,
+                    old_uniq,
+                    pid: p,
+                    free_vars,
+                } = *c;
+                Term::Closure(Box::new(Closure {
+                    module: s(module),
+                    arity,
+                    uniq,
+                    index,
+                    old_index,
+                    old_uniq,
+                    pid: pid(p),
+                    free_vars: all(free_vars),
+                }))
+            }
+        }
+    }
+}
+
+/// Checks that no two keys of a map are equal.
+pub(crate) fn keys_are_unique(entries: &[(Term<'_>, Term<'_>)]) -> bool {
+    if entries.len() <= 8 {
+        return entries
+            .iter()
+            .enumerate()
+            .all(|(i, (k, _))| entries[..i].iter().all(|(other, _)| other != k));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
+    entries.iter().all(|(k, _)| seen.insert(k))
+}
