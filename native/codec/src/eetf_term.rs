@@ -8,17 +8,24 @@ use std::collections::HashMap;
 use eetf::{Atom, BigInteger, BitBinary, FixInteger, Float};
 
 use crate::term::{keys_are_unique, Bitstring, Closure, ExternalFun, Pid, Port, Reference, Term};
-use crate::{Error, Limits, Result};
+use crate::{Error, Result};
 
-/// An `eetf::Term` as a [`Term`], borrowing its strings and bytes.
+/// How deep the eetf bridge goes. `eetf` itself encodes, decodes and drops
+/// recursively, so this bridge is recursive too and keeps well inside small
+/// thread stacks (BEAM dirty schedulers, test threads) in debug builds.
+pub const EETF_MAX_DEPTH: usize = 200;
+
+/// An `eetf::Term` as a [`Term`], borrowing its strings and bytes. Nesting
+/// deeper than [`EETF_MAX_DEPTH`] is an error.
 pub fn from_eetf(term: &eetf::Term) -> Result<Term<'_>> {
-    from(term, 0, Limits::default().max_depth)
+    from(term, 0, EETF_MAX_DEPTH)
 }
 
 /// A [`Term`] as an `eetf::Term`. Map entry order is not kept (eetf stores
-/// maps in a `HashMap`); everything else is.
+/// maps in a `HashMap`); everything else is. Nesting deeper than
+/// [`EETF_MAX_DEPTH`] is an error.
 pub fn to_eetf(term: &Term<'_>) -> Result<eetf::Term> {
-    to(term, 0, Limits::default().max_depth)
+    to(term, 0, EETF_MAX_DEPTH)
 }
 
 fn deeper(depth: usize, max: usize) -> Result<usize> {
@@ -123,6 +130,7 @@ fn from(term: &eetf::Term, depth: usize, max: usize) -> Result<Term<'_>> {
         eetf::Term::ByteList(l) => {
             Term::List(l.bytes.iter().map(|&b| Term::Int(i64::from(b))).collect())
         }
+        eetf::Term::List(l) if l.elements.is_empty() => Term::List(Vec::new()),
         eetf::Term::List(l) => Term::List(all(&l.elements, deeper(depth, max)?)?),
         eetf::Term::ImproperList(l) => {
             let depth = deeper(depth, max)?;
@@ -195,6 +203,7 @@ fn to(term: &Term<'_>, depth: usize, max: usize) -> Result<eetf::Term> {
                 tail_bits_size: *tail_bits,
             })
         }
+        Term::List(items) if items.is_empty() => eetf::Term::List(eetf::List::nil()),
         Term::List(items) => eetf::Term::List(eetf::List {
             elements: all(items, deeper(depth, max)?)?,
         }),

@@ -236,24 +236,102 @@ impl<'a> Term<'a> {
         }
     }
 
-    /// A copy of this term that borrows nothing.
+    /// A copy of this term that borrows nothing. Works with an explicit
+    /// stack, so deep terms cost heap, never native stack.
     pub fn into_owned(self) -> Term<'static> {
-        fn s(c: Cow<'_, str>) -> Cow<'static, str> {
-            Cow::Owned(c.into_owned())
+        enum Work<'a> {
+            Visit(Term<'a>),
+            List(usize),
+            Tuple(usize),
+            Improper(usize),
+            Map(usize),
+            Closure(Box<Closure<'static>>, usize),
         }
-        fn pid(p: Pid<'_>) -> Pid<'static> {
-            Pid {
-                node: s(p.node),
-                id: p.id,
-                serial: p.serial,
-                creation: p.creation,
+        let mut work = vec![Work::Visit(self)];
+        let mut done: Vec<Term<'static>> = Vec::new();
+        let take = |done: &mut Vec<Term<'static>>, n: usize| done.split_off(done.len() - n);
+        while let Some(step) = work.pop() {
+            match step {
+                Work::Visit(Term::List(v)) => {
+                    work.push(Work::List(v.len()));
+                    work.extend(v.into_iter().rev().map(Work::Visit));
+                }
+                Work::Visit(Term::Tuple(v)) => {
+                    work.push(Work::Tuple(v.len()));
+                    work.extend(v.into_iter().rev().map(Work::Visit));
+                }
+                Work::Visit(Term::ImproperList(v, tail)) => {
+                    work.push(Work::Improper(v.len()));
+                    work.push(Work::Visit(*tail));
+                    work.extend(v.into_iter().rev().map(Work::Visit));
+                }
+                Work::Visit(Term::Map(entries)) => {
+                    work.push(Work::Map(entries.len()));
+                    for (k, v) in entries.into_iter().rev() {
+                        work.push(Work::Visit(v));
+                        work.push(Work::Visit(k));
+                    }
+                }
+                Work::Visit(Term::Closure(c)) => {
+                    let Closure {
+                        module,
+                        arity,
+                        uniq,
+                        index,
+                        old_index,
+                        old_uniq,
+                        pid,
+                        free_vars,
+                    } = *c;
+                    let head = Closure {
+                        module: owned_str(module),
+                        arity,
+                        uniq,
+                        index,
+                        old_index,
+                        old_uniq,
+                        pid: owned_pid(pid),
+                        free_vars: Vec::new(),
+                    };
+                    work.push(Work::Closure(Box::new(head), free_vars.len()));
+                    work.extend(free_vars.into_iter().rev().map(Work::Visit));
+                }
+                Work::Visit(leaf) => done.push(leaf.leaf_into_owned()),
+                Work::List(n) => {
+                    let items = take(&mut done, n);
+                    done.push(Term::List(items));
+                }
+                Work::Tuple(n) => {
+                    let items = take(&mut done, n);
+                    done.push(Term::Tuple(items));
+                }
+                Work::Improper(n) => {
+                    let mut items = take(&mut done, n + 1);
+                    let tail = items.pop().expect("tail was visited");
+                    done.push(Term::ImproperList(items, Box::new(tail)));
+                }
+                Work::Map(n) => {
+                    let flat = take(&mut done, 2 * n);
+                    let mut entries = Vec::with_capacity(n);
+                    let mut flat = flat.into_iter();
+                    while let (Some(k), Some(v)) = (flat.next(), flat.next()) {
+                        entries.push((k, v));
+                    }
+                    done.push(Term::Map(entries));
+                }
+                Work::Closure(mut head, n) => {
+                    head.free_vars = take(&mut done, n);
+                    done.push(Term::Closure(head));
+                }
             }
         }
-        fn all(v: Vec<Term<'_>>) -> Vec<Term<'static>> {
-            v.into_iter().map(Term::into_owned).collect()
-        }
+        done.pop().expect("one term was visited")
+    }
+
+    #[inline(never)]
+    fn leaf_into_owned(self) -> Term<'static> {
         match self {
-            Term::Atom(a) => Term::Atom(s(a)),
+            Term::Atom(a) => Term::Atom(owned_str(a)),
             Term::Int(i) => Term::Int(i),
             Term::BigInt(b) => Term::BigInt(b),
             Term::Float(f) => Term::Float(f),
@@ -262,19 +340,11 @@ impl<'a> Term<'a> {
                 bytes: Cow::Owned(b.bytes.into_owned()),
                 tail_bits: b.tail_bits,
             }),
-            Term::List(v) => Term::List(all(v)),
-            Term::ImproperList(v, t) => Term::ImproperList(all(v), Box::new(t.into_owned())),
-            Term::Tuple(v) => Term::Tuple(all(v)),
-            Term::Map(e) => Term::Map(
-                e.into_iter()
-                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                    .collect(),
-            ),
-            Term::Pid(p) => Term::Pid(Box::new(pid(*p))),
+            Term::Pid(p) => Term::Pid(Box::new(owned_pid(*p))),
             Term::Port(p) => {
                 let Port { node, id, creation } = *p;
                 Term::Port(Box::new(Port {
-                    node: s(node),
+                    node: owned_str(node),
                     id,
                     creation,
                 }))
@@ -282,7 +352,7 @@ impl<'a> Term<'a> {
             Term::Reference(r) => {
                 let Reference { node, creation, id } = *r;
                 Term::Reference(Box::new(Reference {
-                    node: s(node),
+                    node: owned_str(node),
                     creation,
                     id,
                 }))
@@ -294,34 +364,26 @@ impl<'a> Term<'a> {
                     arity,
                 } = *f;
                 Term::ExternalFun(Box::new(ExternalFun {
-                    module: s(module),
-                    function: s(function),
+                    module: owned_str(module),
+                    function: owned_str(function),
                     arity,
                 }))
             }
-            Term::Closure(c) => {
-                let Closure {
-                    module,
-                    arity,
-                    uniq,
-                    index,
-                    old_index,
-                    old_uniq,
-                    pid: p,
-                    free_vars,
-                } = *c;
-                Term::Closure(Box::new(Closure {
-                    module: s(module),
-                    arity,
-                    uniq,
-                    index,
-                    old_index,
-                    old_uniq,
-                    pid: pid(p),
-                    free_vars: all(free_vars),
-                }))
-            }
+            container => unreachable!("into_owned handles containers: {container:?}"),
         }
+    }
+}
+
+fn owned_str(c: Cow<'_, str>) -> Cow<'static, str> {
+    Cow::Owned(c.into_owned())
+}
+
+fn owned_pid(p: Pid<'_>) -> Pid<'static> {
+    Pid {
+        node: owned_str(p.node),
+        id: p.id,
+        serial: p.serial,
+        creation: p.creation,
     }
 }
 

@@ -25,6 +25,44 @@ pub fn decode(bytes: &[u8]) -> Result<Term<'_>> {
     Ok(term)
 }
 
+/// A container being read.
+struct Open<'a> {
+    kind: Kind<'a>,
+    /// Elements so far; for a map, keys and values alternate.
+    items: Vec<Term<'a>>,
+    /// Values still to read.
+    left: usize,
+    /// A map key was read and its value is still to come.
+    key: bool,
+    /// Whether the last item is an improper list's tail.
+    tail: bool,
+}
+
+enum Kind<'a> {
+    List,
+    Tuple,
+    Map,
+    Closure(Box<ClosureHead<'a>>),
+}
+
+struct ClosureHead<'a> {
+    start: usize,
+    size: usize,
+    closure: Closure<'a>,
+}
+
+impl<'a> Open<'a> {
+    fn push(&mut self, value: Term<'a>) {
+        self.items.push(value);
+        if matches!(self.kind, Kind::Map) && !self.key {
+            self.key = true;
+        } else {
+            self.key = false;
+            self.left -= 1;
+        }
+    }
+}
+
 /// A reader of consecutive terms from one buffer (e.g. a distribution
 /// message: control message, then payload).
 #[derive(Debug)]
@@ -79,7 +117,7 @@ impl<'a, 'c> Decoder<'a, 'c> {
             self.pos += 1;
         }
         if self.peek()? != COMPRESSED {
-            return self.term(0);
+            return self.term();
         }
         self.pos += 1;
         let size = self.u32()? as usize;
@@ -96,7 +134,7 @@ impl<'a, 'c> Decoder<'a, 'c> {
             limits: self.limits,
             atom_refs: self.atom_refs,
         };
-        let term = inner.term(0)?;
+        let term = inner.term()?;
         inner.finish()?;
         Ok(term.into_owned())
     }
@@ -148,7 +186,158 @@ impl<'a, 'c> Decoder<'a, 'c> {
         }
     }
 
-    fn term(&mut self, depth: usize) -> Result<Term<'a>> {
+    /// Reads one term with an explicit stack of open containers, so that
+    /// nesting costs heap, never native stack.
+    fn term(&mut self) -> Result<Term<'a>> {
+        let mut stack: Vec<Open<'a>> = Vec::new();
+        loop {
+            let mut done = match self.peek()? {
+                LIST_EXT | SMALL_TUPLE_EXT | LARGE_TUPLE_EXT | MAP_EXT | NEW_FUN_EXT => {
+                    if stack.len() >= self.limits.max_depth {
+                        return Err(Error::TooDeep {
+                            limit: self.limits.max_depth,
+                        });
+                    }
+                    let open = self.open()?;
+                    stack.push(open);
+                    None
+                }
+                _ => Some(self.leaf()?),
+            };
+            // Give the finished value to the innermost container and close
+            // every container that is now complete.
+            loop {
+                let Some(top) = stack.last_mut() else {
+                    return Ok(done.expect("a value is finished when no container is open"));
+                };
+                if let Some(value) = done.take() {
+                    top.push(value);
+                }
+                if !self.complete(top)? {
+                    break;
+                }
+                let finished = stack.pop().expect("top exists");
+                done = Some(self.close(finished)?);
+            }
+        }
+    }
+
+    /// Reads a container's header.
+    fn open(&mut self) -> Result<Open<'a>> {
+        let start = self.pos;
+        let tag = self.u8()?;
+        let (kind, left) = match tag {
+            LIST_EXT => (Kind::List, self.u32()? as usize),
+            SMALL_TUPLE_EXT => (Kind::Tuple, usize::from(self.u8()?)),
+            LARGE_TUPLE_EXT => (Kind::Tuple, self.u32()? as usize),
+            MAP_EXT => (Kind::Map, self.u32()? as usize),
+            _ => {
+                let (head, left) = self.closure_head(start)?;
+                (Kind::Closure(Box::new(head)), left)
+            }
+        };
+        let items = Vec::with_capacity(self.capacity_for(left));
+        Ok(Open {
+            kind,
+            items,
+            left,
+            key: false,
+            tail: false,
+        })
+    }
+
+    /// Whether `open` has all it needs; reads list tails that are lists.
+    fn complete(&mut self, open: &mut Open<'a>) -> Result<bool> {
+        if open.left > 0 || open.key {
+            return Ok(false);
+        }
+        if !matches!(open.kind, Kind::List) || open.tail {
+            return Ok(true);
+        }
+        // The elements of a LIST_EXT are in; what follows is its tail.
+        loop {
+            match self.peek()? {
+                NIL_EXT => {
+                    self.pos += 1;
+                    return Ok(true);
+                }
+                LIST_EXT => {
+                    // [a | [b]] is [a, b]: keep filling the same list.
+                    self.pos += 1;
+                    open.left = self.u32()? as usize;
+                    if open.left > 0 {
+                        return Ok(false);
+                    }
+                }
+                STRING_EXT => {
+                    self.pos += 1;
+                    let n = usize::from(self.u16()?);
+                    open.items
+                        .extend(self.take(n)?.iter().map(|&b| Term::Int(i64::from(b))));
+                    return Ok(true);
+                }
+                _ => {
+                    open.tail = true;
+                    open.left = 1;
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
+    /// The term a complete container stands for.
+    fn close(&self, open: Open<'a>) -> Result<Term<'a>> {
+        let Open {
+            kind,
+            mut items,
+            tail,
+            ..
+        } = open;
+        Ok(match kind {
+            Kind::Tuple => Term::Tuple(items),
+            Kind::List if !tail => Term::List(items),
+            Kind::List => {
+                let tail = items.pop().expect("a tail was read");
+                if items.is_empty() {
+                    tail
+                } else {
+                    Term::ImproperList(items, Box::new(tail))
+                }
+            }
+            Kind::Map => {
+                let mut entries = Vec::with_capacity(items.len() / 2);
+                let mut pairs = items.into_iter();
+                while let (Some(key), Some(value)) = (pairs.next(), pairs.next()) {
+                    entries.push((key, value));
+                }
+                if !keys_are_unique(&entries) {
+                    return Err(Error::DuplicateKey);
+                }
+                Term::Map(entries)
+            }
+            Kind::Closure(head) => {
+                let ClosureHead {
+                    start,
+                    size,
+                    closure,
+                } = *head;
+                // Size counts every byte of the fun but its tag.
+                if self.pos - start - 1 != size {
+                    return Err(Error::Malformed {
+                        what: "NEW_FUN_EXT size does not match its contents",
+                        offset: start,
+                    });
+                }
+                Term::Closure(Box::new(Closure {
+                    free_vars: items,
+                    ..closure
+                }))
+            }
+        })
+    }
+
+    #[inline(never)]
+    fn leaf(&mut self) -> Result<Term<'a>> {
         let start = self.pos;
         let tag = self.u8()?;
         Ok(match tag {
@@ -188,16 +377,6 @@ impl<'a, 'c> Decoder<'a, 'c> {
                         .collect(),
                 )
             }
-            LIST_EXT => self.list(depth + 1)?,
-            SMALL_TUPLE_EXT => {
-                let n = usize::from(self.u8()?);
-                Term::Tuple(self.terms(n, depth + 1)?)
-            }
-            LARGE_TUPLE_EXT => {
-                let n = self.u32()? as usize;
-                Term::Tuple(self.terms(n, depth + 1)?)
-            }
-            MAP_EXT => self.map(depth + 1)?,
             BINARY_EXT => {
                 let n = self.u32()? as usize;
                 Term::Binary(Cow::Borrowed(self.take(n)?))
@@ -249,76 +428,8 @@ impl<'a, 'c> Decoder<'a, 'c> {
                     arity,
                 }))
             }
-            NEW_FUN_EXT => self.closure(start, depth + 1)?,
             _ => return Err(Error::UnknownTag { tag, offset: start }),
         })
-    }
-
-    fn check_depth(&self, depth: usize) -> Result<()> {
-        if depth > self.limits.max_depth {
-            return Err(Error::TooDeep {
-                limit: self.limits.max_depth,
-            });
-        }
-        Ok(())
-    }
-
-    fn terms(&mut self, n: usize, depth: usize) -> Result<Vec<Term<'a>>> {
-        self.check_depth(depth)?;
-        let mut items = Vec::with_capacity(self.capacity_for(n));
-        for _ in 0..n {
-            items.push(self.term(depth)?);
-        }
-        Ok(items)
-    }
-
-    /// `LIST_EXT`; a tail that is itself a list continues the same list
-    /// (`[1 | [2]]` is `[1, 2]`), read in a loop rather than by recursion.
-    fn list(&mut self, depth: usize) -> Result<Term<'a>> {
-        let n = self.u32()? as usize;
-        let mut items = self.terms(n, depth)?;
-        loop {
-            match self.peek()? {
-                NIL_EXT => {
-                    self.pos += 1;
-                    return Ok(Term::List(items));
-                }
-                LIST_EXT => {
-                    self.pos += 1;
-                    let n = self.u32()? as usize;
-                    items.extend(self.terms(n, depth)?);
-                }
-                STRING_EXT => {
-                    self.pos += 1;
-                    let n = usize::from(self.u16()?);
-                    items.extend(self.take(n)?.iter().map(|&b| Term::Int(i64::from(b))));
-                    return Ok(Term::List(items));
-                }
-                _ => {
-                    let tail = self.term(depth)?;
-                    return Ok(if items.is_empty() {
-                        tail
-                    } else {
-                        Term::ImproperList(items, Box::new(tail))
-                    });
-                }
-            }
-        }
-    }
-
-    fn map(&mut self, depth: usize) -> Result<Term<'a>> {
-        self.check_depth(depth)?;
-        let n = self.u32()? as usize;
-        let mut entries = Vec::with_capacity(self.capacity_for(n));
-        for _ in 0..n {
-            let key = self.term(depth)?;
-            let value = self.term(depth)?;
-            entries.push((key, value));
-        }
-        if !keys_are_unique(&entries) {
-            return Err(Error::DuplicateKey);
-        }
-        Ok(Term::Map(entries))
     }
 
     fn big(&mut self, n: usize) -> Result<Term<'a>> {
@@ -384,7 +495,9 @@ impl<'a, 'c> Decoder<'a, 'c> {
         }
     }
 
-    fn closure(&mut self, start: usize, depth: usize) -> Result<Term<'a>> {
+    /// The fields of a `NEW_FUN_EXT` before its free variables, and how
+    /// many of those follow.
+    fn closure_head(&mut self, start: usize) -> Result<(ClosureHead<'a>, usize)> {
         let size = self.u32()? as usize;
         let arity = self.u8()?;
         let uniq = self.array::<16>()?;
@@ -394,15 +507,7 @@ impl<'a, 'c> Decoder<'a, 'c> {
         let old_index = self.small_int()?;
         let old_uniq = self.small_int()?;
         let pid = self.pid()?;
-        let free_vars = self.terms(num_free, depth)?;
-        // Size counts every byte of the fun but its tag.
-        if self.pos - start - 1 != size {
-            return Err(Error::Malformed {
-                what: "NEW_FUN_EXT size does not match its contents",
-                offset: start,
-            });
-        }
-        Ok(Term::Closure(Box::new(Closure {
+        let closure = Closure {
             module,
             arity,
             uniq,
@@ -410,8 +515,16 @@ impl<'a, 'c> Decoder<'a, 'c> {
             old_index,
             old_uniq,
             pid,
-            free_vars,
-        })))
+            free_vars: Vec::new(),
+        };
+        Ok((
+            ClosureHead {
+                start,
+                size,
+                closure,
+            },
+            num_free,
+        ))
     }
 
     fn atom(&mut self) -> Result<Cow<'a, str>> {

@@ -34,7 +34,7 @@ pub fn encode_body_into(term: &Term<'_>, out: &mut Vec<u8>) -> Result<()> {
         atom_refs: None,
         max_depth: Limits::default().max_depth,
     }
-    .term(term, 0)
+    .run(term)
 }
 
 /// Appends a term without the version byte, writing atoms as
@@ -50,7 +50,7 @@ pub fn encode_with_atom_refs(
         atom_refs: Some(atom_refs),
         max_depth: Limits::default().max_depth,
     }
-    .term(term, 0)
+    .run(term)
 }
 
 struct Encoder<'o> {
@@ -77,7 +77,30 @@ impl Encoder<'_> {
         Ok(())
     }
 
-    fn term(&mut self, term: &Term<'_>, depth: usize) -> Result<()> {
+    fn run(&mut self, term: &Term<'_>) -> Result<()> {
+        let mut tasks = vec![Task::Term(term, 0)];
+        while let Some(task) = tasks.pop() {
+            match task {
+                Task::Term(term, depth) => self.term(term, depth, &mut tasks)?,
+                Task::Nil => self.u8(NIL_EXT),
+                Task::PatchFunSize(start) => {
+                    let size =
+                        u32::try_from(self.out.len() - start - 1).map_err(|_| Error::TooLarge {
+                            limit: u32::MAX as usize,
+                        })?;
+                    self.out[start + 1..start + 5].copy_from_slice(&size.to_be_bytes());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn term<'t, 'a>(
+        &mut self,
+        term: &'t Term<'a>,
+        depth: usize,
+        tasks: &mut Vec<Task<'t, 'a>>,
+    ) -> Result<()> {
         match term {
             Term::Atom(name) => self.atom(name)?,
             Term::Int(i) => self.int(*i),
@@ -110,8 +133,8 @@ impl Encoder<'_> {
                 self.out.extend_from_slice(rest);
                 self.u8(last & (0xff << (8 - bits.tail_bits)));
             }
-            Term::List(items) => self.list(items, None, depth + 1)?,
-            Term::ImproperList(items, tail) => self.list(items, Some(tail), depth + 1)?,
+            Term::List(items) => self.list(items, None, depth + 1, tasks)?,
+            Term::ImproperList(items, tail) => self.list(items, Some(tail), depth + 1, tasks)?,
             Term::Tuple(items) => {
                 self.check_depth(depth + 1)?;
                 match u8::try_from(items.len()) {
@@ -124,17 +147,14 @@ impl Encoder<'_> {
                         self.len32(items.len())?;
                     }
                 }
-                for item in items {
-                    self.term(item, depth + 1)?;
-                }
+                tasks.extend(items.iter().rev().map(|item| Task::Term(item, depth + 1)));
             }
             Term::Map(entries) => {
                 self.check_depth(depth + 1)?;
                 self.u8(MAP_EXT);
                 self.len32(entries.len())?;
-                for (key, value) in entries {
-                    self.term(key, depth + 1)?;
-                    self.term(value, depth + 1)?;
+                for (key, value) in entries.iter().rev() {
+                    tasks.extend([Task::Term(value, depth + 1), Task::Term(key, depth + 1)]);
                 }
             }
             Term::Pid(pid) => self.pid(pid)?,
@@ -187,14 +207,13 @@ impl Encoder<'_> {
                 self.small_int(c.old_index)?;
                 self.small_int(c.old_uniq)?;
                 self.pid(&c.pid)?;
-                for var in &c.free_vars {
-                    self.term(var, depth + 1)?;
-                }
-                let size =
-                    u32::try_from(self.out.len() - start - 1).map_err(|_| Error::TooLarge {
-                        limit: u32::MAX as usize,
-                    })?;
-                self.out[start + 1..start + 5].copy_from_slice(&size.to_be_bytes());
+                tasks.push(Task::PatchFunSize(start));
+                tasks.extend(
+                    c.free_vars
+                        .iter()
+                        .rev()
+                        .map(|var| Task::Term(var, depth + 1)),
+                );
             }
         }
         Ok(())
@@ -250,8 +269,14 @@ impl Encoder<'_> {
         Ok(())
     }
 
-    fn list(&mut self, items: &[Term<'_>], tail: Option<&Term<'_>>, depth: usize) -> Result<()> {
-        self.check_depth(depth)?;
+    fn list<'t, 'a>(
+        &mut self,
+        items: &'t [Term<'a>],
+        tail: Option<&'t Term<'a>>,
+        depth: usize,
+        tasks: &mut Vec<Task<'t, 'a>>,
+    ) -> Result<()> {
+        // `[]` (NIL_EXT) is a leaf, as in the decoder.
         if items.is_empty() {
             return match tail {
                 None => {
@@ -263,6 +288,7 @@ impl Encoder<'_> {
                 }),
             };
         }
+        self.check_depth(depth)?;
         let bytes_only = tail.is_none()
             && items.len() <= usize::from(u16::MAX)
             && items.iter().all(|t| matches!(t, Term::Int(0..=255)));
@@ -277,13 +303,11 @@ impl Encoder<'_> {
         }
         self.u8(LIST_EXT);
         self.len32(items.len())?;
-        for item in items {
-            self.term(item, depth)?;
-        }
-        match tail {
-            None => self.u8(NIL_EXT),
-            Some(tail) => self.term(tail, depth)?,
-        }
+        tasks.push(match tail {
+            None => Task::Nil,
+            Some(tail) => Task::Term(tail, depth),
+        });
+        tasks.extend(items.iter().rev().map(|item| Task::Term(item, depth)));
         Ok(())
     }
 
@@ -328,4 +352,13 @@ impl Encoder<'_> {
         self.out.extend_from_slice(name.as_bytes());
         Ok(())
     }
+}
+
+/// One step of encoding. Containers write their header and push their
+/// contents as tasks (in reverse), so nesting costs heap, never native stack.
+enum Task<'t, 'a> {
+    Term(&'t Term<'a>, usize),
+    Nil,
+    /// Write the size field of the `NEW_FUN_EXT` that starts at this offset.
+    PatchFunSize(usize),
 }

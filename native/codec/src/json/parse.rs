@@ -35,22 +35,13 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Term<'_>> {
 /// `limits.max_depth` (a tagged form adds one level of its own); deeper
 /// input is an error, never a stack overflow.
 pub fn parse_with<'a>(text: &'a str, limits: &Limits) -> Result<Term<'a>> {
+    let max_depth = limits.max_depth.saturating_mul(2).saturating_add(1);
     let mut parser = Parser {
         text,
         bytes: text.as_bytes(),
         pos: 0,
-        max_depth: limits.max_depth.saturating_mul(2).saturating_add(1),
     };
-    parser.skip_ws();
-    let term = match parser.value(0)? {
-        Parsed::Term(term) => term,
-        Parsed::Tail(_) => {
-            return Err(Error::BadTag {
-                tag: TAIL,
-                problem: "$tail may only end an array",
-            })
-        }
-    };
+    let term = parser.document(max_depth)?;
     parser.skip_ws();
     if parser.pos != parser.bytes.len() {
         return Err(parser.expected("end of input"));
@@ -58,11 +49,29 @@ pub fn parse_with<'a>(text: &'a str, limits: &Limits) -> Result<Term<'a>> {
     Ok(term)
 }
 
+/// An array or object whose contents are being read.
+enum Frame<'a> {
+    Array {
+        items: Vec<Term<'a>>,
+        tail: Option<Term<'a>>,
+    },
+    Object {
+        entries: Vec<(Cow<'a, str>, Term<'a>)>,
+        key: Cow<'a, str>,
+    },
+}
+
+fn misplaced_tail() -> Error {
+    Error::BadTag {
+        tag: TAIL,
+        problem: "$tail may only end an array",
+    }
+}
+
 struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
-    max_depth: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -88,131 +97,135 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn literal(&mut self, word: &'static str, term: Term<'a>) -> Result<Parsed<'a>> {
+    fn literal(&mut self, word: &'static str, term: Term<'a>) -> Result<Term<'a>> {
         if self.bytes[self.pos..].starts_with(word.as_bytes()) {
             self.pos += word.len();
-            Ok(Parsed::Term(term))
+            Ok(term)
         } else {
             Err(self.expected("a JSON value"))
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<Parsed<'a>> {
-        match self.bytes.get(self.pos) {
-            Some(b'{') => self.object(depth + 1),
-            Some(b'[') => self.array(depth + 1),
-            Some(b'"') => Ok(Parsed::Term(Term::Binary(match self.string()? {
-                Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
-                Cow::Owned(s) => Cow::Owned(s.into_bytes()),
-            }))),
-            Some(b't') => self.literal("true", Term::atom("true")),
-            Some(b'f') => self.literal("false", Term::atom("false")),
-            Some(b'n') => self.literal("null", Term::atom("nil")),
-            Some(b'-' | b'0'..=b'9') => self.number().map(Parsed::Term),
-            _ => Err(self.expected("a JSON value")),
+    /// `"key" :` at the current position.
+    fn key(&mut self) -> Result<Cow<'a, str>> {
+        if self.bytes.get(self.pos) != Some(&b'"') {
+            return Err(self.expected("a string key"));
         }
-    }
-
-    fn check_depth(&self, depth: usize) -> Result<()> {
-        if depth > self.max_depth {
-            return Err(Error::TooDeep {
-                limit: self.max_depth,
-            });
-        }
-        Ok(())
-    }
-
-    fn array(&mut self, depth: usize) -> Result<Parsed<'a>> {
-        self.check_depth(depth)?;
-        self.pos += 1;
+        let key = self.string()?;
         self.skip_ws();
-        let mut items = Vec::new();
-        if self.eat(b']') {
-            return Ok(Parsed::Term(Term::List(items)));
+        if !self.eat(b':') {
+            return Err(self.expected("':'"));
         }
+        Ok(key)
+    }
+
+    /// One JSON value, read with an explicit stack of open containers so
+    /// that nesting costs heap, never native stack.
+    fn document(&mut self, max_depth: usize) -> Result<Term<'a>> {
+        let mut stack: Vec<Frame<'a>> = Vec::new();
         loop {
-            match self.value(depth)? {
-                Parsed::Term(term) => items.push(term),
-                Parsed::Tail(tail) => {
+            // Read the start of a value: a scalar, an empty container, or an
+            // opening bracket that pushes a frame.
+            self.skip_ws();
+            let mut value = match self.bytes.get(self.pos) {
+                Some(b'[') | Some(b'{') if stack.len() >= max_depth => {
+                    return Err(Error::TooDeep { limit: max_depth });
+                }
+                Some(b'[') => {
+                    self.pos += 1;
                     self.skip_ws();
                     if !self.eat(b']') {
-                        return Err(Error::BadTag {
-                            tag: TAIL,
-                            problem: "$tail may only end an array",
+                        stack.push(Frame::Array {
+                            items: Vec::new(),
+                            tail: None,
                         });
+                        continue;
                     }
-                    if items.is_empty() {
-                        return Err(Error::BadTag {
-                            tag: TAIL,
-                            problem: "an improper list needs an element before $tail",
+                    Parsed::Term(Term::List(Vec::new()))
+                }
+                Some(b'{') => {
+                    self.pos += 1;
+                    self.skip_ws();
+                    if !self.eat(b'}') {
+                        let key = self.key()?;
+                        stack.push(Frame::Object {
+                            entries: Vec::new(),
+                            key,
                         });
+                        continue;
                     }
-                    return Ok(Parsed::Term(Term::ImproperList(items, Box::new(tail))));
+                    Parsed::Term(Term::Map(Vec::new()))
                 }
-            }
-            self.skip_ws();
-            if self.eat(b']') {
-                return Ok(Parsed::Term(Term::List(items)));
-            }
-            if !self.eat(b',') {
-                return Err(self.expected("',' or ']'"));
-            }
-            self.skip_ws();
-        }
-    }
-
-    fn object(&mut self, depth: usize) -> Result<Parsed<'a>> {
-        self.check_depth(depth)?;
-        self.pos += 1;
-        self.skip_ws();
-        let mut entries: Vec<(Cow<'a, str>, Term<'a>)> = Vec::new();
-        if !self.eat(b'}') {
-            loop {
-                if self.bytes.get(self.pos) != Some(&b'"') {
-                    return Err(self.expected("a string key"));
-                }
-                let key = self.string()?;
-                self.skip_ws();
-                if !self.eat(b':') {
-                    return Err(self.expected("':'"));
-                }
-                self.skip_ws();
-                let value = match self.value(depth)? {
-                    Parsed::Term(term) => term,
-                    Parsed::Tail(_) => {
-                        return Err(Error::BadTag {
-                            tag: TAIL,
-                            problem: "$tail may only end an array",
-                        })
-                    }
-                };
-                entries.push((key, value));
-                self.skip_ws();
-                if self.eat(b'}') {
-                    break;
-                }
-                if !self.eat(b',') {
-                    return Err(self.expected("',' or '}'"));
-                }
-                self.skip_ws();
-            }
-        }
-        if entries.len() == 1 && is_tag(&entries[0].0) {
-            let (tag, payload) = entries.pop().expect("one entry");
-            return interpret(&tag, payload);
-        }
-        check_unique_keys(&entries)?;
-        let entries = entries
-            .into_iter()
-            .map(|(key, value)| {
-                let key = match key {
+                Some(b'"') => Parsed::Term(Term::Binary(match self.string()? {
                     Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
                     Cow::Owned(s) => Cow::Owned(s.into_bytes()),
-                };
-                (Term::Binary(key), value)
-            })
-            .collect();
-        Ok(Parsed::Term(Term::Map(entries)))
+                })),
+                Some(b't') => Parsed::Term(self.literal("true", Term::atom("true"))?),
+                Some(b'f') => Parsed::Term(self.literal("false", Term::atom("false"))?),
+                Some(b'n') => Parsed::Term(self.literal("null", Term::atom("nil"))?),
+                Some(b'-' | b'0'..=b'9') => Parsed::Term(self.number()?),
+                _ => return Err(self.expected("a JSON value")),
+            };
+            // Hand the finished value to its container; close every container
+            // that ends right after it.
+            loop {
+                self.skip_ws();
+                match stack.last_mut() {
+                    None => {
+                        return match value {
+                            Parsed::Term(term) => Ok(term),
+                            Parsed::Tail(_) => Err(misplaced_tail()),
+                        };
+                    }
+                    Some(Frame::Array { items, tail }) => {
+                        match value {
+                            Parsed::Term(term) => items.push(term),
+                            Parsed::Tail(term) => *tail = Some(term),
+                        }
+                        if self.eat(b',') {
+                            if tail.is_some() {
+                                return Err(misplaced_tail());
+                            }
+                            break;
+                        }
+                        if !self.eat(b']') {
+                            return Err(self.expected("',' or ']'"));
+                        }
+                        let Some(Frame::Array { items, tail }) = stack.pop() else {
+                            unreachable!()
+                        };
+                        value = Parsed::Term(match tail {
+                            None => Term::List(items),
+                            Some(_) if items.is_empty() => {
+                                return Err(Error::BadTag {
+                                    tag: TAIL,
+                                    problem: "an improper list needs an element before $tail",
+                                });
+                            }
+                            Some(tail) => Term::ImproperList(items, Box::new(tail)),
+                        });
+                    }
+                    Some(Frame::Object { entries, key }) => {
+                        let Parsed::Term(term) = value else {
+                            return Err(misplaced_tail());
+                        };
+                        entries.push((std::mem::take(key), term));
+                        if self.eat(b',') {
+                            self.skip_ws();
+                            *key = self.key()?;
+                            break;
+                        }
+                        if !self.eat(b'}') {
+                            return Err(self.expected("',' or '}'"));
+                        }
+                        let Some(Frame::Object { entries, .. }) = stack.pop() else {
+                            unreachable!()
+                        };
+                        value = object(entries)?;
+                    }
+                }
+            }
+        }
     }
 
     /// A string at `self.pos` (which holds `"`); borrowed when it has no escapes.
@@ -364,6 +377,26 @@ impl<'a> Parser<'a> {
             text.parse::<BigInt>().expect("validated decimal digits"),
         ))
     }
+}
+
+/// A finished object: a tagged form, or a map with binary keys.
+fn object<'a>(mut entries: Vec<(Cow<'a, str>, Term<'a>)>) -> Result<Parsed<'a>> {
+    if entries.len() == 1 && is_tag(&entries[0].0) {
+        let (tag, payload) = entries.pop().expect("one entry");
+        return interpret(&tag, payload);
+    }
+    check_unique_keys(&entries)?;
+    let entries = entries
+        .into_iter()
+        .map(|(key, value)| {
+            let key = match key {
+                Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+                Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+            };
+            (Term::Binary(key), value)
+        })
+        .collect();
+    Ok(Parsed::Term(Term::Map(entries)))
 }
 
 fn check_unique_keys(entries: &[(Cow<'_, str>, Term<'_>)]) -> Result<()> {

@@ -24,19 +24,46 @@ pub fn write_with<S: JsonSink>(
     sink: &mut S,
     limits: &Limits,
 ) -> Result<(), S::Error> {
-    Writer {
+    let mut writer = Writer {
         sink,
         max_depth: limits.max_depth,
+        tasks: vec![Task::Term(term, 0)],
+    };
+    while let Some(task) = writer.tasks.pop() {
+        writer.run(task)?;
     }
-    .term(term, 0)
+    Ok(())
 }
 
-struct Writer<'s, S> {
+/// One step of writing. Containers push their contents as tasks (in reverse),
+/// so nesting costs heap, never native stack.
+enum Task<'t, 'a> {
+    Term(&'t Term<'a>, usize),
+    BeginArray(usize),
+    EndArray,
+    BeginObject1,
+    EndObject,
+    Key(&'t str),
+}
+
+struct Writer<'s, 't, 'a, S> {
     sink: &'s mut S,
     max_depth: usize,
+    tasks: Vec<Task<'t, 'a>>,
 }
 
-impl<S: JsonSink> Writer<'_, S> {
+impl<'t, 'a, S: JsonSink> Writer<'_, 't, 'a, S> {
+    fn run(&mut self, task: Task<'t, 'a>) -> Result<(), S::Error> {
+        match task {
+            Task::Term(term, depth) => self.term(term, depth),
+            Task::BeginArray(len) => self.sink.begin_array(len),
+            Task::EndArray => self.sink.end_array(),
+            Task::BeginObject1 => self.sink.begin_object(1),
+            Task::EndObject => self.sink.end_object(),
+            Task::Key(key) => self.sink.key(key),
+        }
+    }
+
     fn deeper(&self, depth: usize) -> Result<usize, S::Error> {
         if depth >= self.max_depth {
             return Err(Error::TooDeep {
@@ -47,14 +74,10 @@ impl<S: JsonSink> Writer<'_, S> {
         Ok(depth + 1)
     }
 
-    /// `{"<tag>": ` … the caller writes the payload, then calls `end_tag`.
+    /// `{"<tag>": ` … the payload follows, then `end_object`.
     fn begin_tag(&mut self, tag: &str) -> Result<(), S::Error> {
         self.sink.begin_object(1)?;
         self.sink.key(tag)
-    }
-
-    fn end_tag(&mut self) -> Result<(), S::Error> {
-        self.sink.end_object()
     }
 
     fn field_str(&mut self, key: &str, value: &str) -> Result<(), S::Error> {
@@ -67,7 +90,41 @@ impl<S: JsonSink> Writer<'_, S> {
         self.sink.int(value)
     }
 
-    fn term(&mut self, term: &Term<'_>, depth: usize) -> Result<(), S::Error> {
+    fn term(&mut self, term: &'t Term<'a>, depth: usize) -> Result<(), S::Error> {
+        match term {
+            Term::List(items) => self.array(items, None, depth),
+            Term::ImproperList(items, tail) => self.array(items, Some(tail), depth),
+            Term::Tuple(items) => {
+                self.begin_tag(tags::TUPLE)?;
+                self.tasks.push(Task::EndObject);
+                self.array(items, None, depth)
+            }
+            Term::Map(entries) => self.map(entries, depth),
+            Term::Closure(c) => {
+                let depth = self.deeper(depth)?;
+                self.begin_tag(tags::CLOSURE)?;
+                self.sink.begin_object(8)?;
+                self.field_str("module", &c.module)?;
+                self.field_int("arity", i64::from(c.arity))?;
+                self.field_str("uniq", &hex(&c.uniq))?;
+                self.field_int("index", i64::from(c.index))?;
+                self.field_int("old_index", c.old_index)?;
+                self.field_int("old_uniq", c.old_uniq)?;
+                self.sink.key("pid")?;
+                self.pid(&c.pid)?;
+                self.sink.key("free_vars")?;
+                self.sink.begin_array(c.free_vars.len())?;
+                self.tasks
+                    .extend([Task::EndObject, Task::EndObject, Task::EndArray]);
+                self.tasks
+                    .extend(c.free_vars.iter().rev().map(|v| Task::Term(v, depth)));
+                Ok(())
+            }
+            leaf => self.leaf(leaf),
+        }
+    }
+
+    fn leaf(&mut self, term: &Term<'_>) -> Result<(), S::Error> {
         match term {
             Term::Atom(name) => match name.as_ref() {
                 "true" => self.sink.bool(true),
@@ -76,7 +133,7 @@ impl<S: JsonSink> Writer<'_, S> {
                 _ => {
                     self.begin_tag(tags::ATOM)?;
                     self.sink.string(name)?;
-                    self.end_tag()
+                    self.sink.end_object()
                 }
             },
             Term::Int(i) => self.sink.int(*i),
@@ -87,7 +144,7 @@ impl<S: JsonSink> Writer<'_, S> {
                 None => {
                     self.begin_tag(tags::BINARY)?;
                     self.sink.string(&BASE64.encode(bytes))?;
-                    self.end_tag()
+                    self.sink.end_object()
                 }
             },
             Term::Bitstring(bits) => {
@@ -96,26 +153,21 @@ impl<S: JsonSink> Writer<'_, S> {
                 self.field_str("base64", &BASE64.encode(&bits.bytes))?;
                 self.field_int("bits", bits.bit_size() as i64)?;
                 self.sink.end_object()?;
-                self.end_tag()
+                self.sink.end_object()
             }
-            Term::List(items) => self.array(items, None, depth),
-            Term::ImproperList(items, tail) => self.array(items, Some(tail), depth),
-            Term::Tuple(items) => {
-                self.begin_tag(tags::TUPLE)?;
-                self.array(items, None, depth)?;
-                self.end_tag()
-            }
-            Term::Map(entries) => self.map(entries, depth),
             Term::Pid(pid) => self.pid(pid),
             Term::Port(port) => {
                 self.begin_tag(tags::PORT)?;
                 self.sink.begin_object(3)?;
                 self.field_str("node", &port.node)?;
                 self.sink.key("id")?;
-                self.unsigned(port.id)?;
+                match i64::try_from(port.id) {
+                    Ok(id) => self.sink.int(id)?,
+                    Err(_) => self.sink.number(itoa::Buffer::new().format(port.id))?,
+                }
                 self.field_int("creation", i64::from(port.creation))?;
                 self.sink.end_object()?;
-                self.end_tag()
+                self.sink.end_object()
             }
             Term::Reference(r) => {
                 self.begin_tag(tags::REFERENCE)?;
@@ -129,7 +181,7 @@ impl<S: JsonSink> Writer<'_, S> {
                 }
                 self.sink.end_array()?;
                 self.sink.end_object()?;
-                self.end_tag()
+                self.sink.end_object()
             }
             Term::ExternalFun(f) => {
                 self.begin_tag(tags::FUN)?;
@@ -138,31 +190,15 @@ impl<S: JsonSink> Writer<'_, S> {
                 self.field_str("function", &f.function)?;
                 self.field_int("arity", i64::from(f.arity))?;
                 self.sink.end_object()?;
-                self.end_tag()
+                self.sink.end_object()
             }
-            Term::Closure(c) => {
-                self.begin_tag(tags::CLOSURE)?;
-                self.sink.begin_object(8)?;
-                self.field_str("module", &c.module)?;
-                self.field_int("arity", i64::from(c.arity))?;
-                self.field_str("uniq", &hex(&c.uniq))?;
-                self.field_int("index", i64::from(c.index))?;
-                self.field_int("old_index", c.old_index)?;
-                self.field_int("old_uniq", c.old_uniq)?;
-                self.sink.key("pid")?;
-                self.pid(&c.pid)?;
-                self.sink.key("free_vars")?;
-                self.array(&c.free_vars, None, depth)?;
-                self.sink.end_object()?;
-                self.end_tag()
+            Term::List(_)
+            | Term::ImproperList(..)
+            | Term::Tuple(_)
+            | Term::Map(_)
+            | Term::Closure(_) => {
+                unreachable!("containers are written by term()")
             }
-        }
-    }
-
-    fn unsigned(&mut self, value: u64) -> Result<(), S::Error> {
-        match i64::try_from(value) {
-            Ok(v) => self.sink.int(v),
-            Err(_) => self.sink.number(itoa::Buffer::new().format(value)),
         }
     }
 
@@ -174,49 +210,62 @@ impl<S: JsonSink> Writer<'_, S> {
         self.field_int("serial", i64::from(pid.serial))?;
         self.field_int("creation", i64::from(pid.creation))?;
         self.sink.end_object()?;
-        self.end_tag()
+        self.sink.end_object()
     }
 
     fn array(
         &mut self,
-        items: &[Term<'_>],
-        tail: Option<&Term<'_>>,
+        items: &'t [Term<'a>],
+        tail: Option<&'t Term<'a>>,
         depth: usize,
     ) -> Result<(), S::Error> {
-        let depth = self.deeper(depth)?;
+        // `[]` is a leaf, as in the ETF decoder.
+        let depth = if items.is_empty() && tail.is_none() {
+            depth
+        } else {
+            self.deeper(depth)?
+        };
         self.sink
             .begin_array(items.len() + usize::from(tail.is_some()))?;
-        for item in items {
-            self.term(item, depth)?;
-        }
+        self.tasks.push(Task::EndArray);
         if let Some(tail) = tail {
-            self.begin_tag(tags::TAIL)?;
-            self.term(tail, depth)?;
-            self.end_tag()?;
+            // [e1, …, {"$tail": tail}]
+            self.tasks.extend([
+                Task::EndObject,
+                Task::Term(tail, depth),
+                Task::Key(tags::TAIL),
+                Task::BeginObject1,
+            ]);
         }
-        self.sink.end_array()
+        self.tasks
+            .extend(items.iter().rev().map(|item| Task::Term(item, depth)));
+        Ok(())
     }
 
-    fn map(&mut self, entries: &[(Term<'_>, Term<'_>)], depth: usize) -> Result<(), S::Error> {
+    fn map(&mut self, entries: &'t [(Term<'a>, Term<'a>)], depth: usize) -> Result<(), S::Error> {
         let depth = self.deeper(depth)?;
         if let Some(keys) = object_keys(entries) {
             self.sink.begin_object(entries.len())?;
-            for (key, (_, value)) in keys.into_iter().zip(entries) {
-                self.sink.key(key)?;
-                self.term(value, depth)?;
+            self.tasks.push(Task::EndObject);
+            for (key, (_, value)) in keys.into_iter().zip(entries).rev() {
+                self.tasks
+                    .extend([Task::Term(value, depth), Task::Key(key)]);
             }
-            return self.sink.end_object();
+            return Ok(());
         }
+        // {"$map": [[key, value], …]}
         self.begin_tag(tags::MAP)?;
         self.sink.begin_array(entries.len())?;
-        for (key, value) in entries {
-            self.sink.begin_array(2)?;
-            self.term(key, depth)?;
-            self.term(value, depth)?;
-            self.sink.end_array()?;
+        self.tasks.extend([Task::EndObject, Task::EndArray]);
+        for (key, value) in entries.iter().rev() {
+            self.tasks.extend([
+                Task::EndArray,
+                Task::Term(value, depth),
+                Task::Term(key, depth),
+                Task::BeginArray(2),
+            ]);
         }
-        self.sink.end_array()?;
-        self.end_tag()
+        Ok(())
     }
 }
 
