@@ -127,7 +127,7 @@ fn otp_decodes_every_term_we_give_back() {
         }
         write_frame(&mut to_oracle, &reply);
     };
-    let _ = write_frame(&mut to_oracle, b"bye");
+    write_frame(&mut to_oracle, b"bye");
     let _ = child.wait();
 
     let expected = Term::Tuple(vec![Term::atom("ok"), Term::Int(count as i64)]);
