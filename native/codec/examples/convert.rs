@@ -15,7 +15,8 @@ fn main() -> ExitCode {
     }
     let output = match mode.as_str() {
         "to-json" => erlang_cnode_codec::etf_to_json(&input).map(|text| text.into_bytes()),
-        "to-etf" => erlang_cnode_codec::json::parse_bytes(&input).and_then(|term| erlang_cnode_codec::etf::encode(&term)),
+        "to-etf" => erlang_cnode_codec::json::parse_bytes(&input)
+            .and_then(|term| erlang_cnode_codec::etf::encode(&term)),
         _ => {
             eprintln!("usage: convert to-json|to-etf < input > output");
             return ExitCode::from(2);

@@ -395,6 +395,19 @@ pub(crate) fn keys_are_unique(entries: &[(Term<'_>, Term<'_>)]) -> bool {
             .enumerate()
             .all(|(i, (k, _))| entries[..i].iter().all(|(other, _)| other != k));
     }
+    // Most large maps (JSON objects, Elixir maps) have binary keys: sorting
+    // the byte strings is much cheaper than hashing terms.
+    let binary_keys: Option<Vec<&[u8]>> = entries
+        .iter()
+        .map(|(k, _)| match k {
+            Term::Binary(b) => Some(b.as_ref()),
+            _ => None,
+        })
+        .collect();
+    if let Some(mut keys) = binary_keys {
+        keys.sort_unstable();
+        return keys.windows(2).all(|pair| pair[0] != pair[1]);
+    }
     let mut seen = std::collections::HashSet::with_capacity(entries.len());
     entries.iter().all(|(k, _)| seen.insert(k))
 }

@@ -20,8 +20,12 @@ impl Rng {
 }
 
 fn string(rng: &mut Rng) -> String {
-    const PIECES: &[&str] = &["a", "key", "ü", "日本", "😀", "\"", "\\", "\n", "\t", "\u{1}", "$atom", "$tuple", " ", "/"];
-    (0..rng.below(6)).map(|_| PIECES[rng.below(PIECES.len() as u64) as usize]).collect()
+    const PIECES: &[&str] = &[
+        "a", "key", "ü", "日本", "😀", "\"", "\\", "\n", "\t", "\u{1}", "$atom", "$tuple", " ", "/",
+    ];
+    (0..rng.below(6))
+        .map(|_| PIECES[rng.below(PIECES.len() as u64) as usize])
+        .collect()
 }
 
 fn number(rng: &mut Rng) -> Value {
@@ -29,7 +33,9 @@ fn number(rng: &mut Rng) -> Value {
         0 => Value::from(rng.below(300) as i64 - 150),
         1 => Value::from(rng.next() as i64),
         2 => Value::from(rng.next()),
-        3 => Value::from(f64::from_bits(rng.next() >> 2) * if rng.below(2) == 0 { 1.0 } else { -1.0 }),
+        3 => Value::from(
+            f64::from_bits(rng.next() >> 2) * if rng.below(2) == 0 { 1.0 } else { -1.0 },
+        ),
         _ => Value::Number(Number::from_f64((rng.below(2000) as f64 - 1000.0) / 8.0).unwrap()),
     }
 }
@@ -41,7 +47,11 @@ fn document(rng: &mut Rng, depth: u32) -> Value {
         1 => Value::Bool(rng.below(2) == 0),
         2 => number(rng),
         3 => Value::String(string(rng)),
-        4 => Value::Array((0..rng.below(5)).map(|_| document(rng, depth - 1)).collect()),
+        4 => Value::Array(
+            (0..rng.below(5))
+                .map(|_| document(rng, depth - 1))
+                .collect(),
+        ),
         _ => {
             let mut map = Map::new();
             for _ in 0..rng.below(5) {
@@ -59,28 +69,46 @@ fn document(rng: &mut Rng, depth: u32) -> Value {
 
 #[test]
 fn plain_json_comes_back_unchanged() {
-    let seed = std::env::var("JSON_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_2026_u64);
+    let seed = std::env::var("JSON_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_2026_u64);
     eprintln!("json identity: seed {seed} (JSON_SEED={seed} to reproduce)");
     let mut rng = Rng(seed | 1);
     for i in 0..20_000 {
         let doc = document(&mut rng, 6);
         let text = doc.to_string();
-        let term = json::parse(&text).unwrap_or_else(|e| panic!("seed {seed} doc {i}: {e}: {text}"));
+        let term =
+            json::parse(&text).unwrap_or_else(|e| panic!("seed {seed} doc {i}: {e}: {text}"));
         // Through ETF as well: the bytes a node would receive.
-        let term = etf::decode(&etf::encode(&term).unwrap()).unwrap().into_owned();
+        let term = etf::decode(&etf::encode(&term).unwrap())
+            .unwrap()
+            .into_owned();
         let back = json::to_string(&term).unwrap();
         let reparsed: Value = serde_json::from_str(&back).unwrap();
         // serde_json's Number equality also tells integers from floats, so
         // this checks that numbers keep their kind as well as their value.
-        assert_eq!(reparsed, doc, "seed {seed} doc {i}: {text} came back as {back}");
+        assert_eq!(
+            reparsed, doc,
+            "seed {seed} doc {i}: {text} came back as {back}"
+        );
     }
 }
 
 #[test]
 fn big_integers_come_back_digit_for_digit() {
-    for text in ["18446744073709551616", "-18446744073709551617", "123456789012345678901234567890123456789", "[1e2,100]"] {
+    for text in [
+        "18446744073709551616",
+        "-18446744073709551617",
+        "123456789012345678901234567890123456789",
+        "[1e2,100]",
+    ] {
         let back = json::to_string(&json::parse(text).unwrap()).unwrap();
-        let expected = if text == "[1e2,100]" { "[100.0,100]" } else { text };
+        let expected = if text == "[1e2,100]" {
+            "[100.0,100]"
+        } else {
+            text
+        };
         assert_eq!(back, expected);
     }
 }

@@ -20,7 +20,7 @@ use crate::{Result, Term};
 /// assert_eq!(json::to_string(&term).unwrap(), r#"{"$tuple":[{"$atom":"ok"},7.0]}"#);
 /// ```
 pub fn to_string(term: &Term<'_>) -> Result<String> {
-    let mut text = JsonText::new();
+    let mut text = JsonText::with_capacity(256);
     write(term, &mut text)?;
     Ok(text.into_string())
 }

@@ -1,10 +1,10 @@
 //! JSON text → [`Term`] (see `docs/term-mapping.md`).
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 
 use num_bigint::BigInt;
 
+use super::sink::plain_prefix;
 use super::tags::{interpret, is_tag, Parsed, TAIL};
 use super::write::MAX_INTEGER_DIGITS;
 use crate::term::Term;
@@ -232,6 +232,7 @@ impl<'a> Parser<'a> {
     fn string(&mut self) -> Result<Cow<'a, str>> {
         self.pos += 1;
         let start = self.pos;
+        self.pos += plain_prefix(&self.bytes[self.pos..]);
         loop {
             match self.bytes.get(self.pos) {
                 Some(b'"') => {
@@ -248,6 +249,7 @@ impl<'a> Parser<'a> {
         let mut out = String::from(&self.text[start..self.pos]);
         loop {
             let run_start = self.pos;
+            self.pos += plain_prefix(&self.bytes[self.pos..]);
             while let Some(&b) = self.bytes.get(self.pos) {
                 if b == b'"' || b == b'\\' || b < 0x20 {
                     break;
@@ -405,15 +407,16 @@ fn check_unique_keys(entries: &[(Cow<'_, str>, Term<'_>)]) -> Result<()> {
             .iter()
             .enumerate()
             .find(|(i, (key, _))| entries[..*i].iter().any(|(other, _)| other == key))
+            .map(|(_, (key, _))| key.as_ref())
     } else {
-        let mut seen = HashSet::with_capacity(entries.len());
-        entries
-            .iter()
-            .enumerate()
-            .find(|(_, (key, _))| !seen.insert(key.as_ref()))
+        let mut keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_ref()).collect();
+        keys.sort_unstable();
+        keys.windows(2)
+            .find(|pair| pair[0] == pair[1])
+            .map(|pair| pair[0])
     };
     match duplicate {
-        Some((_, (key, _))) => Err(Error::JsonDuplicateKey {
+        Some(key) => Err(Error::JsonDuplicateKey {
             key: key.to_string(),
         }),
         None => Ok(()),

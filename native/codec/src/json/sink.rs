@@ -49,6 +49,14 @@ impl JsonText {
         Self::default()
     }
 
+    /// An empty writer with room for `bytes` of output.
+    pub fn with_capacity(bytes: usize) -> Self {
+        JsonText {
+            out: Vec::with_capacity(bytes),
+            need_comma: false,
+        }
+    }
+
     /// The text written so far.
     pub fn into_string(self) -> String {
         // Only UTF-8 is ever written: string() takes &str, everything else is ASCII.
@@ -153,10 +161,41 @@ static ESCAPE: [u8; 256] = {
     table
 };
 
+/// How many leading bytes need no escaping in a JSON string (no control
+/// character, `"` or `\\`), checked eight bytes at a time.
+pub(crate) fn plain_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
+    let mut i = 0;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        // Bytes below 0x20 (high bit clear and below after subtracting 0x20), '"', '\\'.
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+        if control
+            | has_zero(w ^ (ONES * u64::from(b'"')))
+            | has_zero(w ^ (ONES * u64::from(b'\\')))
+            != 0
+        {
+            break;
+        }
+        i += 8;
+    }
+    i + bytes[i..]
+        .iter()
+        .take_while(|&&b| ESCAPE[usize::from(b)] == 0)
+        .count()
+}
+
 fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    let skip = plain_prefix(bytes);
+    if skip == bytes.len() {
+        out.extend_from_slice(bytes);
+        return;
+    }
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    for (i, &b) in bytes.iter().enumerate().skip(skip) {
         let escape = ESCAPE[usize::from(b)];
         if escape == 0 {
             continue;
