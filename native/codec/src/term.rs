@@ -312,12 +312,7 @@ impl<'a> Term<'a> {
                 }
                 Work::Map(n) => {
                     let flat = take(&mut done, 2 * n);
-                    let mut entries = Vec::with_capacity(n);
-                    let mut flat = flat.into_iter();
-                    while let (Some(k), Some(v)) = (flat.next(), flat.next()) {
-                        entries.push((k, v));
-                    }
-                    done.push(Term::Map(entries));
+                    done.push(Term::Map(into_pairs(flat)));
                 }
                 Work::Closure(mut head, n) => {
                     head.free_vars = take(&mut done, n);
@@ -385,6 +380,16 @@ fn owned_pid(p: Pid<'_>) -> Pid<'static> {
         serial: p.serial,
         creation: p.creation,
     }
+}
+
+/// `[k1, v1, k2, v2, …]` as `[(k1, v1), (k2, v2), …]`.
+pub(crate) fn into_pairs<'a>(flat: Vec<Term<'a>>) -> Vec<(Term<'a>, Term<'a>)> {
+    let mut entries = Vec::with_capacity(flat.len() / 2);
+    let mut flat = flat.into_iter();
+    while let (Some(key), Some(value)) = (flat.next(), flat.next()) {
+        entries.push((key, value));
+    }
+    entries
 }
 
 /// Checks that no two keys of a map are equal.

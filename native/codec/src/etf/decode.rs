@@ -7,7 +7,9 @@ use num_bigint::{BigInt, Sign};
 
 use super::tag::*;
 use super::{MAX_ATOM_CHARS, MAX_REFERENCE_WORDS};
-use crate::term::{keys_are_unique, Bitstring, Closure, ExternalFun, Pid, Port, Reference, Term};
+use crate::term::{
+    into_pairs, keys_are_unique, Bitstring, Closure, ExternalFun, Pid, Port, Reference, Term,
+};
 use crate::{Error, Limits, Result};
 
 /// Decodes one complete term, with or without the leading version byte 131,
@@ -305,11 +307,7 @@ impl<'a, 'c> Decoder<'a, 'c> {
                 }
             }
             Kind::Map => {
-                let mut entries = Vec::with_capacity(items.len() / 2);
-                let mut pairs = items.into_iter();
-                while let (Some(key), Some(value)) = (pairs.next(), pairs.next()) {
-                    entries.push((key, value));
-                }
+                let entries = into_pairs(items);
                 if !keys_are_unique(&entries) {
                     return Err(Error::DuplicateKey);
                 }
