@@ -16,12 +16,6 @@ pub enum Error {
         /// Byte offset where more input was needed.
         offset: usize,
     },
-    /// The version byte was not 131.
-    #[error("external term format: version byte is {found}, expected 131")]
-    BadVersion {
-        /// The byte found.
-        found: u8,
-    },
     /// A tag byte this codec does not know (or that cannot appear here).
     #[error("external term format: unknown or unsupported tag {tag} at byte {offset}")]
     UnknownTag {
@@ -121,7 +115,6 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::UnexpectedEnd { .. }
-            | Error::BadVersion { .. }
             | Error::UnknownTag { .. }
             | Error::Malformed { .. }
             | Error::TrailingBytes { .. }

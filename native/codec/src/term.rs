@@ -323,7 +323,6 @@ impl<'a> Term<'a> {
         done.pop().expect("one term was visited")
     }
 
-    #[inline(never)]
     fn leaf_into_owned(self) -> Term<'static> {
         match self {
             Term::Atom(a) => Term::Atom(owned_str(a)),

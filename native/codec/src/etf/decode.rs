@@ -273,9 +273,7 @@ impl<'a, 'c> Decoder<'a, 'c> {
                 }
                 STRING_EXT => {
                     self.pos += 1;
-                    let n = usize::from(self.u16()?);
-                    open.items
-                        .extend(self.take(n)?.iter().map(|&b| Term::Int(i64::from(b))));
+                    open.items.extend(self.string_ext()?);
                     return Ok(true);
                 }
                 _ => {
@@ -334,7 +332,12 @@ impl<'a, 'c> Decoder<'a, 'c> {
         })
     }
 
-    #[inline(never)]
+    /// The body of a `STRING_EXT` (after its tag): a list of byte-sized integers.
+    fn string_ext(&mut self) -> Result<impl Iterator<Item = Term<'a>> + 'a> {
+        let n = usize::from(self.u16()?);
+        Ok(self.take(n)?.iter().map(|&b| Term::Int(i64::from(b))))
+    }
+
     fn leaf(&mut self) -> Result<Term<'a>> {
         let start = self.pos;
         let tag = self.u8()?;
@@ -366,15 +369,7 @@ impl<'a, 'c> Decoder<'a, 'c> {
                 Term::Atom(self.atom()?)
             }
             NIL_EXT => Term::List(Vec::new()),
-            STRING_EXT => {
-                let n = usize::from(self.u16()?);
-                Term::List(
-                    self.take(n)?
-                        .iter()
-                        .map(|&b| Term::Int(i64::from(b)))
-                        .collect(),
-                )
-            }
+            STRING_EXT => Term::List(self.string_ext()?.collect()),
             BINARY_EXT => {
                 let n = self.u32()? as usize;
                 Term::Binary(Cow::Borrowed(self.take(n)?))

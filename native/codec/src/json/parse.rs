@@ -156,10 +156,7 @@ impl<'a> Parser<'a> {
                     }
                     Parsed::Term(Term::Map(Vec::new()))
                 }
-                Some(b'"') => Parsed::Term(Term::Binary(match self.string()? {
-                    Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
-                    Cow::Owned(s) => Cow::Owned(s.into_bytes()),
-                })),
+                Some(b'"') => Parsed::Term(Term::Binary(into_bytes(self.string()?))),
                 Some(b't') => Parsed::Term(self.literal("true", Term::atom("true"))?),
                 Some(b'f') => Parsed::Term(self.literal("false", Term::atom("false"))?),
                 Some(b'n') => Parsed::Term(self.literal("null", Term::atom("nil"))?),
@@ -381,6 +378,14 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// A JSON string as the bytes of a binary, without copying.
+fn into_bytes(text: Cow<'_, str>) -> Cow<'_, [u8]> {
+    match text {
+        Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+        Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+    }
+}
+
 /// A finished object: a tagged form, or a map with binary keys.
 fn object<'a>(mut entries: Vec<(Cow<'a, str>, Term<'a>)>) -> Result<Parsed<'a>> {
     if entries.len() == 1 && is_tag(&entries[0].0) {
@@ -390,13 +395,7 @@ fn object<'a>(mut entries: Vec<(Cow<'a, str>, Term<'a>)>) -> Result<Parsed<'a>> 
     check_unique_keys(&entries)?;
     let entries = entries
         .into_iter()
-        .map(|(key, value)| {
-            let key = match key {
-                Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
-                Cow::Owned(s) => Cow::Owned(s.into_bytes()),
-            };
-            (Term::Binary(key), value)
-        })
+        .map(|(key, value)| (Term::Binary(into_bytes(key)), value))
         .collect();
     Ok(Parsed::Term(Term::Map(entries)))
 }
