@@ -60,7 +60,7 @@ fn bench(c: &mut Criterion) {
             text.len()
         );
         group.bench_function(BenchmarkId::new("etf_to_json", name), |b| {
-            b.iter(|| json::to_string(&etf::decode(black_box(&bytes)).unwrap()).unwrap())
+            b.iter(|| erlang_cnode_codec::etf_to_json(black_box(&bytes)).unwrap())
         });
         group.bench_function(BenchmarkId::new("json_to_etf", name), |b| {
             b.iter(|| etf::encode(&json::parse(black_box(&text)).unwrap()).unwrap())

@@ -48,7 +48,10 @@ impl Default for Limits {
 
 /// ETF bytes (with or without the version byte, compressed or not) as JSON text.
 pub fn etf_to_json(bytes: &[u8]) -> Result<String> {
-    json::to_string(&etf::decode(bytes)?)
+    // JSON text is usually a little larger than the ETF it came from.
+    let mut text = json::JsonText::with_capacity(bytes.len() + bytes.len() / 4 + 16);
+    json::write(&etf::decode(bytes)?, &mut text)?;
+    Ok(text.into_string())
 }
 
 /// ETF bytes written as JSON events into `sink`.

@@ -382,13 +382,21 @@ fn owned_pid(p: Pid<'_>) -> Pid<'static> {
 }
 
 /// `[k1, v1, k2, v2, …]` as `[(k1, v1), (k2, v2), …]`.
-pub(crate) fn into_pairs<'a>(flat: Vec<Term<'a>>) -> Vec<(Term<'a>, Term<'a>)> {
+fn into_pairs<'a>(flat: Vec<Term<'a>>) -> Vec<(Term<'a>, Term<'a>)> {
     let mut entries = Vec::with_capacity(flat.len() / 2);
     let mut flat = flat.into_iter();
     while let (Some(key), Some(value)) = (flat.next(), flat.next()) {
         entries.push((key, value));
     }
     entries
+}
+
+/// The bytes of a binary map key.
+fn binary<'t>((key, _): &'t (Term<'_>, Term<'_>)) -> Option<&'t [u8]> {
+    match key {
+        Term::Binary(b) => Some(b.as_ref()),
+        _ => None,
+    }
 }
 
 /// Checks that no two keys of a map are equal.
@@ -399,16 +407,27 @@ pub(crate) fn keys_are_unique(entries: &[(Term<'_>, Term<'_>)]) -> bool {
             .enumerate()
             .all(|(i, (k, _))| entries[..i].iter().all(|(other, _)| other != k));
     }
-    // Most large maps (JSON objects, Elixir maps) have binary keys: sorting
-    // the byte strings is much cheaper than hashing terms.
-    let binary_keys: Option<Vec<&[u8]>> = entries
-        .iter()
-        .map(|(k, _)| match k {
-            Term::Binary(b) => Some(b.as_ref()),
-            _ => None,
-        })
-        .collect();
-    if let Some(mut keys) = binary_keys {
+    // Most large maps (JSON objects, Elixir maps) have binary keys, and they
+    // often arrive ordered: OTP writes small maps sorted, jsonb sorts keys by
+    // length, then bytes. Strictly ordered keys are unique, with no allocation.
+    if let Some(first) = entries.first().and_then(binary) {
+        let (mut sorted, mut jsonb_sorted, mut prev) = (true, true, first);
+        for entry in &entries[1..] {
+            let Some(key) = binary(entry) else {
+                sorted = false;
+                jsonb_sorted = false;
+                break;
+            };
+            sorted &= prev < key;
+            jsonb_sorted &= (prev.len(), prev) < (key.len(), key);
+            prev = key;
+        }
+        if sorted || jsonb_sorted {
+            return true;
+        }
+    }
+    // Otherwise sorting the byte strings is still much cheaper than hashing terms.
+    if let Some(mut keys) = entries.iter().map(binary).collect::<Option<Vec<_>>>() {
         keys.sort_unstable();
         return keys.windows(2).all(|pair| pair[0] != pair[1]);
     }

@@ -7,9 +7,7 @@ use num_bigint::{BigInt, Sign};
 
 use super::tag::*;
 use super::{MAX_ATOM_CHARS, MAX_REFERENCE_WORDS};
-use crate::term::{
-    into_pairs, keys_are_unique, Bitstring, Closure, ExternalFun, Pid, Port, Reference, Term,
-};
+use crate::term::{keys_are_unique, Bitstring, Closure, ExternalFun, Pid, Port, Reference, Term};
 use crate::{Error, Limits, Result};
 
 /// Decodes one complete term, with or without the leading version byte 131,
@@ -30,12 +28,14 @@ pub fn decode(bytes: &[u8]) -> Result<Term<'_>> {
 /// A container being read.
 struct Open<'a> {
     kind: Kind<'a>,
-    /// Elements so far; for a map, keys and values alternate.
+    /// Elements so far (lists, tuples, closures' free variables).
     items: Vec<Term<'a>>,
-    /// Values still to read.
+    /// Entries so far (maps).
+    entries: Vec<(Term<'a>, Term<'a>)>,
+    /// A map key whose value is still to come.
+    key: Option<Term<'a>>,
+    /// Values still to read (for a map: entries).
     left: usize,
-    /// A map key was read and its value is still to come.
-    key: bool,
     /// Whether the last item is an improper list's tail.
     tail: bool,
 }
@@ -55,12 +55,14 @@ struct ClosureHead<'a> {
 
 impl<'a> Open<'a> {
     fn push(&mut self, value: Term<'a>) {
-        self.items.push(value);
-        if matches!(self.kind, Kind::Map) && !self.key {
-            self.key = true;
-        } else {
-            self.key = false;
+        if !matches!(self.kind, Kind::Map) {
+            self.items.push(value);
             self.left -= 1;
+        } else if let Some(key) = self.key.take() {
+            self.entries.push((key, value));
+            self.left -= 1;
+        } else {
+            self.key = Some(value);
         }
     }
 }
@@ -238,19 +240,24 @@ impl<'a, 'c> Decoder<'a, 'c> {
                 (Kind::Closure(Box::new(head)), left)
             }
         };
-        let items = Vec::with_capacity(self.capacity_for(left));
+        let capacity = self.capacity_for(left);
+        let (items, entries) = match kind {
+            Kind::Map => (Vec::new(), Vec::with_capacity(capacity)),
+            _ => (Vec::with_capacity(capacity), Vec::new()),
+        };
         Ok(Open {
             kind,
             items,
+            entries,
+            key: None,
             left,
-            key: false,
             tail: false,
         })
     }
 
     /// Whether `open` has all it needs; reads list tails that are lists.
     fn complete(&mut self, open: &mut Open<'a>) -> Result<bool> {
-        if open.left > 0 || open.key {
+        if open.left > 0 || open.key.is_some() {
             return Ok(false);
         }
         if !matches!(open.kind, Kind::List) || open.tail {
@@ -290,6 +297,7 @@ impl<'a, 'c> Decoder<'a, 'c> {
         let Open {
             kind,
             mut items,
+            entries,
             tail,
             ..
         } = open;
@@ -305,7 +313,6 @@ impl<'a, 'c> Decoder<'a, 'c> {
                 }
             }
             Kind::Map => {
-                let entries = into_pairs(items);
                 if !keys_are_unique(&entries) {
                     return Err(Error::DuplicateKey);
                 }

@@ -5,9 +5,9 @@ use std::borrow::Cow;
 use num_bigint::BigInt;
 
 use super::sink::plain_prefix;
-use super::tags::{interpret, is_tag, Parsed, TAIL};
+use super::tags::{self, interpret, Parsed, TAIL};
 use super::write::MAX_INTEGER_DIGITS;
-use crate::term::Term;
+use crate::term::{keys_are_unique, Term};
 use crate::{Error, Limits, Result};
 
 /// Parses JSON text into a term under the default [`Limits`]. Strings
@@ -56,7 +56,7 @@ enum Frame<'a> {
         tail: Option<Term<'a>>,
     },
     Object {
-        entries: Vec<(Cow<'a, str>, Term<'a>)>,
+        entries: Vec<(Term<'a>, Term<'a>)>,
         key: Cow<'a, str>,
     },
 }
@@ -206,7 +206,7 @@ impl<'a> Parser<'a> {
                         let Parsed::Term(term) = value else {
                             return Err(misplaced_tail());
                         };
-                        entries.push((std::mem::take(key), term));
+                        entries.push((Term::Binary(into_bytes(std::mem::take(key))), term));
                         if self.eat(b',') {
                             self.skip_ws();
                             *key = self.key()?;
@@ -386,38 +386,31 @@ fn into_bytes(text: Cow<'_, str>) -> Cow<'_, [u8]> {
     }
 }
 
-/// A finished object: a tagged form, or a map with binary keys.
-fn object<'a>(mut entries: Vec<(Cow<'a, str>, Term<'a>)>) -> Result<Parsed<'a>> {
-    if entries.len() == 1 && is_tag(&entries[0].0) {
-        let (tag, payload) = entries.pop().expect("one entry");
-        return interpret(&tag, payload);
+/// A finished object (keys are binaries made from JSON strings): a tagged
+/// form, or a map.
+fn object<'a>(mut entries: Vec<(Term<'a>, Term<'a>)>) -> Result<Parsed<'a>> {
+    if let [(Term::Binary(key), _)] = entries.as_slice() {
+        if let Some(tag) = tags::ALL.iter().find(|tag| tag.as_bytes() == key.as_ref()) {
+            let (_, payload) = entries.pop().expect("one entry");
+            return interpret(tag, payload);
+        }
     }
-    check_unique_keys(&entries)?;
-    let entries = entries
-        .into_iter()
-        .map(|(key, value)| (Term::Binary(into_bytes(key)), value))
-        .collect();
+    if !keys_are_unique(&entries) {
+        return Err(duplicate_key(&entries));
+    }
     Ok(Parsed::Term(Term::Map(entries)))
 }
 
-fn check_unique_keys(entries: &[(Cow<'_, str>, Term<'_>)]) -> Result<()> {
-    let duplicate = if entries.len() <= 8 {
-        entries
-            .iter()
-            .enumerate()
-            .find(|(i, (key, _))| entries[..*i].iter().any(|(other, _)| other == key))
-            .map(|(_, (key, _))| key.as_ref())
-    } else {
-        let mut keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_ref()).collect();
-        keys.sort_unstable();
-        keys.windows(2)
-            .find(|pair| pair[0] == pair[1])
-            .map(|pair| pair[0])
+/// The error for an object known to repeat a key, naming the key.
+#[cold]
+fn duplicate_key(entries: &[(Term<'_>, Term<'_>)]) -> Error {
+    let repeated = entries
+        .iter()
+        .enumerate()
+        .find(|(i, (key, _))| entries[..*i].iter().any(|(other, _)| other == key));
+    let key = match repeated {
+        Some((_, (Term::Binary(bytes), _))) => String::from_utf8_lossy(bytes).into_owned(),
+        _ => String::new(),
     };
-    match duplicate {
-        Some(key) => Err(Error::JsonDuplicateKey {
-            key: key.to_string(),
-        }),
-        None => Ok(()),
-    }
+    Error::JsonDuplicateKey { key }
 }

@@ -39,7 +39,7 @@ pub trait JsonSink {
 /// A [`JsonSink`] that writes compact JSON text.
 #[derive(Debug, Default)]
 pub struct JsonText {
-    out: Vec<u8>,
+    out: String,
     need_comma: bool,
 }
 
@@ -52,39 +52,38 @@ impl JsonText {
     /// An empty writer with room for `bytes` of output.
     pub fn with_capacity(bytes: usize) -> Self {
         JsonText {
-            out: Vec::with_capacity(bytes),
+            out: String::with_capacity(bytes),
             need_comma: false,
         }
     }
 
     /// The text written so far.
     pub fn into_string(self) -> String {
-        // Only UTF-8 is ever written: string() takes &str, everything else is ASCII.
-        String::from_utf8(self.out).expect("JsonText writes UTF-8 only")
+        self.out
     }
 
     fn separate(&mut self) {
         if self.need_comma {
-            self.out.push(b',');
+            self.out.push(',');
         }
         self.need_comma = true;
     }
 
-    fn open(&mut self, bracket: u8) {
+    fn open(&mut self, bracket: char) {
         self.separate();
         self.out.push(bracket);
         self.need_comma = false;
     }
 
-    fn close(&mut self, bracket: u8) {
+    fn close(&mut self, bracket: char) {
         self.out.push(bracket);
         self.need_comma = true;
     }
 
     fn quoted(&mut self, s: &str) {
-        self.out.push(b'"');
-        write_escaped(&mut self.out, s.as_bytes());
-        self.out.push(b'"');
+        self.out.push('"');
+        write_escaped(&mut self.out, s);
+        self.out.push('"');
     }
 }
 
@@ -92,24 +91,22 @@ impl JsonSink for JsonText {
     type Error = Error;
     fn null(&mut self) -> Result<(), Error> {
         self.separate();
-        self.out.extend_from_slice(b"null");
+        self.out.push_str("null");
         Ok(())
     }
     fn bool(&mut self, value: bool) -> Result<(), Error> {
         self.separate();
-        self.out
-            .extend_from_slice(if value { b"true" } else { b"false" });
+        self.out.push_str(if value { "true" } else { "false" });
         Ok(())
     }
     fn int(&mut self, value: i64) -> Result<(), Error> {
         self.separate();
-        self.out
-            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        self.out.push_str(itoa::Buffer::new().format(value));
         Ok(())
     }
     fn number(&mut self, text: &str) -> Result<(), Error> {
         self.separate();
-        self.out.extend_from_slice(text.as_bytes());
+        self.out.push_str(text);
         Ok(())
     }
     fn string(&mut self, value: &str) -> Result<(), Error> {
@@ -118,26 +115,26 @@ impl JsonSink for JsonText {
         Ok(())
     }
     fn begin_array(&mut self, _len: usize) -> Result<(), Error> {
-        self.open(b'[');
+        self.open('[');
         Ok(())
     }
     fn end_array(&mut self) -> Result<(), Error> {
-        self.close(b']');
+        self.close(']');
         Ok(())
     }
     fn begin_object(&mut self, _len: usize) -> Result<(), Error> {
-        self.open(b'{');
+        self.open('{');
         Ok(())
     }
     fn key(&mut self, key: &str) -> Result<(), Error> {
         self.separate();
         self.quoted(key);
-        self.out.push(b':');
+        self.out.push(':');
         self.need_comma = false;
         Ok(())
     }
     fn end_object(&mut self) -> Result<(), Error> {
-        self.close(b'}');
+        self.close('}');
         Ok(())
     }
 }
@@ -187,11 +184,14 @@ pub(crate) fn plain_prefix(bytes: &[u8]) -> usize {
         .count()
 }
 
-fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+/// Appends `text` with JSON escapes. Escaped bytes are ASCII, so every
+/// slice taken here ends on a character boundary.
+fn write_escaped(out: &mut String, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = text.as_bytes();
     let skip = plain_prefix(bytes);
     if skip == bytes.len() {
-        out.extend_from_slice(bytes);
+        out.push_str(text);
         return;
     }
     let mut start = 0;
@@ -200,20 +200,16 @@ fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
         if escape == 0 {
             continue;
         }
-        out.extend_from_slice(&bytes[start..i]);
+        out.push_str(&text[start..i]);
+        out.push('\\');
         if escape == b'u' {
-            out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ]);
+            out.push_str("u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
         } else {
-            out.extend_from_slice(&[b'\\', escape]);
+            out.push(char::from(escape));
         }
         start = i + 1;
     }
-    out.extend_from_slice(&bytes[start..]);
+    out.push_str(&text[start..]);
 }

@@ -242,16 +242,35 @@ impl<'t, 'a, S: JsonSink> Writer<'_, 't, 'a, S> {
         Ok(())
     }
 
+    /// Queues a map as a plain JSON object when every key is a binary that
+    /// is a JSON string and no lone key reads as a tag; otherwise queues
+    /// nothing and returns false. Validates each key once, allocates nothing.
+    fn plain_object(&mut self, entries: &'t [(Term<'a>, Term<'a>)], depth: usize) -> bool {
+        let mark = self.tasks.len();
+        self.tasks.push(Task::EndObject);
+        for (key, value) in entries.iter().rev() {
+            let key = match key {
+                Term::Binary(bytes) => as_json_string(bytes),
+                _ => None,
+            };
+            match key {
+                Some(key) if !(entries.len() == 1 && is_tag(key)) => {
+                    self.tasks
+                        .extend([Task::Term(value, depth), Task::Key(key)]);
+                }
+                _ => {
+                    self.tasks.truncate(mark);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     fn map(&mut self, entries: &'t [(Term<'a>, Term<'a>)], depth: usize) -> Result<(), S::Error> {
         let depth = self.deeper(depth)?;
-        if let Some(keys) = object_keys(entries) {
-            self.sink.begin_object(entries.len())?;
-            self.tasks.push(Task::EndObject);
-            for (key, (_, value)) in keys.into_iter().zip(entries).rev() {
-                self.tasks
-                    .extend([Task::Term(value, depth), Task::Key(key)]);
-            }
-            return Ok(());
+        if self.plain_object(entries, depth) {
+            return self.sink.begin_object(entries.len());
         }
         // {"$map": [[key, value], …]}
         self.begin_tag(tags::MAP)?;
@@ -269,29 +288,34 @@ impl<'t, 'a, S: JsonSink> Writer<'_, 't, 'a, S> {
     }
 }
 
-/// The keys of a map that can be written as a plain JSON object: every key a
-/// binary that is a JSON string, and not a lone key that reads as a tag.
-fn object_keys<'t>(entries: &'t [(Term<'_>, Term<'_>)]) -> Option<Vec<&'t str>> {
-    let keys = entries
-        .iter()
-        .map(|(key, _)| match key {
-            Term::Binary(bytes) => as_json_string(bytes),
-            _ => None,
-        })
-        .collect::<Option<Vec<_>>>()?;
-    if keys.len() == 1 && is_tag(keys[0]) {
-        return None;
-    }
-    Some(keys)
-}
-
 /// A binary that can be a JSON string: UTF-8 with no NUL (which `jsonb`
 /// cannot store).
 fn as_json_string(bytes: &[u8]) -> Option<&str> {
+    if is_ascii_without_nul(bytes) {
+        // SAFETY: every byte is below 0x80, and ASCII text is valid UTF-8.
+        // (The standard check walks short strings byte by byte, and most
+        // keys and values are short ASCII: this is the codec's hot path.)
+        return Some(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
     if bytes.contains(&0) {
         return None;
     }
     std::str::from_utf8(bytes).ok()
+}
+
+/// Whether every byte is ASCII and none is NUL, eight bytes at a time.
+fn is_ascii_without_nul(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        // A high bit anywhere, or a zero byte (which borrows into its high bit).
+        if (w | w.wrapping_sub(ONES)) & HIGHS != 0 {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|&b| b != 0 && b < 0x80)
 }
 
 /// Decimal text of a big integer, refusing sizes JSON consumers cannot hold.
@@ -328,4 +352,34 @@ pub(crate) fn float_to_decimal(value: f64) -> Result<String, Error> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ascii_check_agrees_with_the_obvious_one() {
+        let mut inputs: Vec<Vec<u8>> =
+            vec![vec![], b"plain ascii text, long enough for words".to_vec()];
+        for len in 0..20 {
+            for pos in 0..len {
+                for bad in [0u8, 0x80, 0xff, 0x01, 0x7f] {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[pos] = bad;
+                    inputs.push(bytes);
+                }
+            }
+        }
+        for bytes in inputs {
+            let obvious = bytes.iter().all(|&b| b != 0 && b.is_ascii());
+            assert_eq!(is_ascii_without_nul(&bytes), obvious, "{bytes:?}");
+            let expected = if bytes.contains(&0) {
+                None
+            } else {
+                std::str::from_utf8(&bytes).ok()
+            };
+            assert_eq!(as_json_string(&bytes), expected, "{bytes:?}");
+        }
+    }
 }
