@@ -158,30 +158,58 @@ static ESCAPE: [u8; 256] = {
     table
 };
 
-/// How many leading bytes need no escaping in a JSON string (no control
-/// character, `"` or `\\`), checked eight bytes at a time.
-pub(crate) fn plain_prefix(bytes: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// A word with the high bit set in (at least) each byte of `w` that is zero,
+/// and possibly in bytes after one; never when no byte is zero.
+fn zero_bytes(w: u64) -> u64 {
+    w.wrapping_sub(ONES) & !w & HIGHS
+}
+
+/// How many leading bytes of `bytes` lie in whole 8-byte words for which
+/// `hit` is zero: 64 bytes at a time while it can, then 8.
+fn clean_words(bytes: &[u8], hit: impl Fn(u64) -> u64) -> usize {
+    let word = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
     let mut i = 0;
-    while let Some(chunk) = bytes.get(i..i + 8) {
-        let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-        // Bytes below 0x20 (high bit clear and below after subtracting 0x20), '"', '\\'.
-        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
-        if control
-            | has_zero(w ^ (ONES * u64::from(b'"')))
-            | has_zero(w ^ (ONES * u64::from(b'\\')))
-            != 0
-        {
-            break;
-        }
+    // A block of eight words folded into one test vectorises well.
+    while i + 64 <= bytes.len() && (0..8).fold(0, |acc, k| acc | hit(word(i + 8 * k))) == 0 {
+        i += 64;
+    }
+    while i + 8 <= bytes.len() && hit(word(i)) == 0 {
         i += 8;
     }
-    i + bytes[i..]
-        .iter()
-        .take_while(|&&b| ESCAPE[usize::from(b)] == 0)
-        .count()
+    i
+}
+
+/// Whether every byte is ASCII and none is NUL.
+pub(crate) fn is_ascii_without_nul(bytes: &[u8]) -> bool {
+    if bytes.len() >= 256 {
+        // Long runs: the standard library's vectorised scans win.
+        return bytes.is_ascii() && !bytes.contains(&0);
+    }
+    // A high bit anywhere, or a zero byte.
+    let clean = clean_words(bytes, |w| (w | zero_bytes(w)) & HIGHS);
+    bytes[clean..].iter().all(|&b| b != 0 && b < 0x80)
+}
+
+/// How many leading bytes need no escaping in a JSON string (no control
+/// character, `"` or `\\`).
+pub(crate) fn plain_prefix(bytes: &[u8]) -> usize {
+    let needs_escape = |w: u64| {
+        // Bytes below 0x20 (high bit clear and still clear after
+        // subtracting 0x20 would borrow), '"', '\\'.
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+        control
+            | zero_bytes(w ^ (ONES * u64::from(b'"')))
+            | zero_bytes(w ^ (ONES * u64::from(b'\\')))
+    };
+    let clean = clean_words(bytes, needs_escape);
+    clean
+        + bytes[clean..]
+            .iter()
+            .take_while(|&&b| ESCAPE[usize::from(b)] == 0)
+            .count()
 }
 
 /// Appends `text` with JSON escapes. Escaped bytes are ASCII, so every
@@ -212,4 +240,26 @@ fn write_escaped(out: &mut String, text: &str) {
         start = i + 1;
     }
     out.push_str(&text[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_prefix_agrees_with_the_escape_table() {
+        for len in 0..70 {
+            for pos in 0..len {
+                for special in [0u8, 0x1f, b'"', b'\\', 0x20, 0x7f, 0xc3, b'!', b']', b'#'] {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[pos] = special;
+                    let obvious = bytes
+                        .iter()
+                        .take_while(|&&b| ESCAPE[usize::from(b)] == 0)
+                        .count();
+                    assert_eq!(plain_prefix(&bytes), obvious, "{bytes:?}");
+                }
+            }
+        }
+    }
 }

@@ -4,6 +4,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use num_bigint::BigInt;
 
+use super::sink::is_ascii_without_nul;
 use super::tags::{self, is_tag};
 use super::JsonSink;
 use crate::term::{Pid, Term};
@@ -303,21 +304,6 @@ fn as_json_string(bytes: &[u8]) -> Option<&str> {
     std::str::from_utf8(bytes).ok()
 }
 
-/// Whether every byte is ASCII and none is NUL, eight bytes at a time.
-fn is_ascii_without_nul(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-        // A high bit anywhere, or a zero byte (which borrows into its high bit).
-        if (w | w.wrapping_sub(ONES)) & HIGHS != 0 {
-            return false;
-        }
-    }
-    chunks.remainder().iter().all(|&b| b != 0 && b < 0x80)
-}
-
 /// Decimal text of a big integer, refusing sizes JSON consumers cannot hold.
 fn big_to_decimal(value: &BigInt) -> Result<String, Error> {
     // 3.3219 bits per decimal digit: reject clearly oversized values before formatting.
@@ -362,7 +348,7 @@ mod tests {
     fn ascii_check_agrees_with_the_obvious_one() {
         let mut inputs: Vec<Vec<u8>> =
             vec![vec![], b"plain ascii text, long enough for words".to_vec()];
-        for len in 0..20 {
+        for len in 0..70 {
             for pos in 0..len {
                 for bad in [0u8, 0x80, 0xff, 0x01, 0x7f] {
                     let mut bytes = vec![b'a'; len];
