@@ -184,10 +184,6 @@ fn clean_words(bytes: &[u8], hit: impl Fn(u64) -> u64) -> usize {
 
 /// Whether every byte is ASCII and none is NUL.
 pub(crate) fn is_ascii_without_nul(bytes: &[u8]) -> bool {
-    if bytes.len() >= 256 {
-        // Long runs: the standard library's vectorised scans win.
-        return bytes.is_ascii() && !bytes.contains(&0);
-    }
     // A high bit anywhere, or a zero byte.
     let clean = clean_words(bytes, |w| (w | zero_bytes(w)) & HIGHS);
     bytes[clean..].iter().all(|&b| b != 0 && b < 0x80)
@@ -216,35 +212,66 @@ pub(crate) fn plain_prefix(bytes: &[u8]) -> usize {
 /// slice taken here ends on a character boundary.
 fn write_escaped(out: &mut String, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = text.as_bytes();
-    let skip = plain_prefix(bytes);
-    if skip == bytes.len() {
-        out.push_str(text);
-        return;
-    }
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate().skip(skip) {
-        let escape = ESCAPE[usize::from(b)];
-        if escape == 0 {
+    // Scan at most this much before copying it, so the copy reads from cache.
+    const CHUNK: usize = 4096;
+    out.reserve(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let window = &rest.as_bytes()[..rest.len().min(CHUNK)];
+        let mut plain = plain_prefix(window);
+        if plain == window.len() {
+            // No escape in this window; copy it whole, up to a character boundary.
+            while !rest.is_char_boundary(plain) {
+                plain -= 1;
+            }
+            out.push_str(&rest[..plain]);
+            rest = &rest[plain..];
             continue;
         }
-        out.push_str(&text[start..i]);
+        // The byte at `plain` needs an escape; it is ASCII, so both slices
+        // below end on character boundaries.
+        out.push_str(&rest[..plain]);
+        let b = window[plain];
         out.push('\\');
-        if escape == b'u' {
-            out.push_str("u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        } else {
-            out.push(char::from(escape));
+        match ESCAPE[usize::from(b)] {
+            b'u' => {
+                out.push_str("u00");
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0xf)]));
+            }
+            escape => out.push(char::from(escape)),
         }
-        start = i + 1;
+        rest = &rest[plain + 1..];
     }
-    out.push_str(&text[start..]);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_strings_escape_across_chunks() {
+        // Multi-byte characters straddling the 4 KiB scan windows, with escapes between.
+        let text: String = (0..3000)
+            .map(|i| ["é", "日", "😀", "\"", "\n", "a", "\u{1}"][i % 7])
+            .collect();
+        let mut out = String::new();
+        write_escaped(&mut out, &text);
+        let obvious: String = text
+            .chars()
+            .map(|c| match c {
+                '"' => "\\\"".to_string(),
+                '\n' => "\\n".to_string(),
+                '\u{1}' => "\\u0001".to_string(),
+                c => c.to_string(),
+            })
+            .collect();
+        assert_eq!(out, obvious);
+        assert_eq!(
+            crate::json::parse(&format!("\"{out}\"")).unwrap(),
+            crate::Term::binary(text.into_bytes())
+        );
+    }
 
     #[test]
     fn plain_prefix_agrees_with_the_escape_table() {
