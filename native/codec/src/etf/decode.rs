@@ -177,12 +177,6 @@ impl<'a, 'c> Decoder<'a, 'c> {
         Ok(u64::from_be_bytes(self.array()?))
     }
 
-    /// A count of items that each take at least one byte: capacity for a
-    /// `Vec` that never exceeds what the input could really hold.
-    fn capacity_for(&self, count: usize) -> usize {
-        count.min(self.input.len() - self.pos)
-    }
-
     fn malformed(&self, what: &'static str) -> Error {
         Error::Malformed {
             what,
@@ -194,6 +188,10 @@ impl<'a, 'c> Decoder<'a, 'c> {
     /// nesting costs heap, never native stack.
     fn term(&mut self) -> Result<Term<'a>> {
         let mut stack: Vec<Open<'a>> = Vec::new();
+        // Room reserved up front, counted in input bytes: each item takes at
+        // least one byte, so all containers together never reserve more
+        // than the input could fill, however many elements they claim.
+        let mut budget = self.input.len() - self.pos;
         loop {
             let mut done = match self.peek()? {
                 LIST_EXT | SMALL_TUPLE_EXT | LARGE_TUPLE_EXT | MAP_EXT | NEW_FUN_EXT => {
@@ -202,7 +200,7 @@ impl<'a, 'c> Decoder<'a, 'c> {
                             limit: self.limits.max_depth,
                         });
                     }
-                    let open = self.open()?;
+                    let open = self.open(&mut budget)?;
                     stack.push(open);
                     None
                 }
@@ -226,8 +224,9 @@ impl<'a, 'c> Decoder<'a, 'c> {
         }
     }
 
-    /// Reads a container's header.
-    fn open(&mut self) -> Result<Open<'a>> {
+    /// Reads a container's header, reserving room for its items out of
+    /// `budget`.
+    fn open(&mut self, budget: &mut usize) -> Result<Open<'a>> {
         let start = self.pos;
         let tag = self.u8()?;
         let (kind, left) = match tag {
@@ -240,7 +239,12 @@ impl<'a, 'c> Decoder<'a, 'c> {
                 (Kind::Closure(Box::new(head)), left)
             }
         };
-        let capacity = self.capacity_for(left);
+        // A map entry takes at least two bytes, any other item one. Past
+        // `MAX_RESERVE` items a container grows as its items really arrive.
+        const MAX_RESERVE: usize = 1 << 16;
+        let item_bytes = if matches!(kind, Kind::Map) { 2 } else { 1 };
+        let capacity = left.min(*budget / item_bytes).min(MAX_RESERVE);
+        *budget -= capacity * item_bytes;
         let (items, entries) = match kind {
             Kind::Map => (Vec::new(), Vec::with_capacity(capacity)),
             _ => (Vec::with_capacity(capacity), Vec::new()),
@@ -588,22 +592,32 @@ pub(crate) fn latin1_to_utf8(bytes: &[u8]) -> Cow<'_, str> {
     }
 }
 
-/// Inflates a zlib stream that must produce exactly `size` bytes, reading in
-/// chunks so that a lying size field allocates nothing up front. Returns the
-/// data and how many compressed bytes the stream took.
+/// Inflates a zlib stream that must produce exactly `size` bytes. Returns
+/// the data and how many compressed bytes the stream took.
+///
+/// Deflate expands at most 1032:1, so a size field beyond that cannot be
+/// true and reserves no more than the stream could produce; a true one is
+/// reserved exactly, so the buffer never doubles while filling.
 fn inflate(compressed: &[u8], size: usize) -> Result<(Vec<u8>, usize)> {
-    let mut out = Vec::with_capacity(size.min(64 * 1024));
-    let mut reader = flate2::read::ZlibDecoder::new(compressed).take(size as u64 + 1);
-    reader
+    const MAX_RATIO: usize = 1032;
+    let bad_stream = |_| Error::Decompress {
+        what: "bad zlib stream",
+    };
+    let wrong_size = Error::Decompress {
+        what: "inflated size differs from the size field",
+    };
+    let plausible = compressed
+        .len()
+        .saturating_mul(MAX_RATIO)
+        .saturating_add(64);
+    let mut out = Vec::with_capacity(size.min(plausible));
+    let mut decoder = flate2::read::ZlibDecoder::new(compressed);
+    (&mut decoder)
+        .take(size as u64)
         .read_to_end(&mut out)
-        .map_err(|_| Error::Decompress {
-            what: "bad zlib stream",
-        })?;
-    if out.len() != size {
-        return Err(Error::Decompress {
-            what: "inflated size differs from the size field",
-        });
+        .map_err(bad_stream)?;
+    if out.len() != size || decoder.read(&mut [0u8; 1]).map_err(bad_stream)? != 0 {
+        return Err(wrong_size);
     }
-    let consumed = reader.into_inner().total_in() as usize;
-    Ok((out, consumed))
+    Ok((out, decoder.total_in() as usize))
 }
