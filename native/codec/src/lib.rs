@@ -31,7 +31,7 @@ pub use term::{Bitstring, Closure, ExternalFun, Pid, Port, Reference, Term};
 /// Bounds that keep hostile input from exhausting the stack or memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Deepest nesting of lists, tuples, maps and closures (default 256).
+    /// Deepest nesting of lists, tuples, maps and closures (default 1,000).
     pub max_depth: usize,
     /// Largest size a compressed term may inflate to, in bytes (default 64 MiB).
     pub max_size: usize,

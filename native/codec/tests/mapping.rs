@@ -110,6 +110,39 @@ fn binaries_and_bitstrings() {
 }
 
 #[test]
+fn nul_never_appears_in_a_json_string() {
+    // jsonb cannot store \u0000: binaries, keys and names holding NUL use $binary.
+    assert_eq!(
+        json::parse(r#""a\u0000b""#).unwrap_err().kind(),
+        "invalid_json"
+    );
+    both_ways(Term::atom("a\0b"), r#"{"$atom":{"$binary":"YQBi"}}"#);
+    both_ways(
+        Term::Map(vec![(Term::binary(b"k\0".to_vec()), Term::Int(1))]),
+        r#"{"$map":[[{"$binary":"awA="},1]]}"#,
+    );
+    let pid = Pid {
+        node: "n\0@h".into(),
+        id: 1,
+        serial: 2,
+        creation: 3,
+    };
+    both_ways(
+        Term::Pid(Box::new(pid)),
+        r#"{"$pid":{"node":{"$binary":"bgBAaA=="},"id":1,"serial":2,"creation":3}}"#,
+    );
+    let fun = ExternalFun {
+        module: "m\0".into(),
+        function: "f".into(),
+        arity: 0,
+    };
+    both_ways(
+        Term::ExternalFun(Box::new(fun)),
+        r#"{"$fun":{"module":{"$binary":"bQA="},"function":"f","arity":0}}"#,
+    );
+}
+
+#[test]
 fn maps_with_other_keys() {
     both_ways(
         Term::Map(vec![(Term::atom("a"), Term::Int(1))]),

@@ -79,7 +79,7 @@ pick(List) -> lists:nth(rand:uniform(length(List)), List).
 
 atom_pool() ->
     Fixed = ['', ok, error, true, false, nil, null, undefined, 'ünï', 'Ärger', 'ÿ',
-             '日本語', 'emoji😀', '$atom', 'with space', 'a@b', 'node@127.0.0.1',
+             '日本語', 'emoji😀', '$atom', 'with space', 'a@b', 'node@127.0.0.1', list_to_atom([$a, 0, $b]),
              list_to_atom(lists:duplicate(255, $x)), list_to_atom(lists:duplicate(255, 16#e9)),
              list_to_atom(lists:duplicate(255, 16#1F600))],
     Random = [list_to_atom(random_chars(rand:uniform(20))) || _ <- lists:seq(1, 300)],

@@ -294,6 +294,13 @@ impl<'a> Parser<'a> {
                 } else {
                     high
                 };
+                if code == 0 {
+                    // PostgreSQL's jsonb cannot store NUL in a string, so no
+                    // JSON string here holds one; binaries with NUL use $binary.
+                    return Err(
+                        self.expected("no \\u0000 in a string (write such data as $binary)")
+                    );
+                }
                 out.push(char::from_u32(code).ok_or(self.expected("a valid Unicode escape"))?);
                 return Ok(());
             }

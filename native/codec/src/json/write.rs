@@ -86,6 +86,22 @@ impl<'t, 'a, S: JsonSink> Writer<'_, 't, 'a, S> {
         self.sink.string(value)
     }
 
+    /// An atom's name: a string, or `{"$binary": …}` when it contains NUL,
+    /// which JSON consumers such as `jsonb` cannot store in a string.
+    fn name(&mut self, name: &str) -> Result<(), S::Error> {
+        if !name.contains('\0') {
+            return self.sink.string(name);
+        }
+        self.begin_tag(tags::BINARY)?;
+        self.sink.string(&BASE64.encode(name))?;
+        self.sink.end_object()
+    }
+
+    fn field_name(&mut self, key: &str, name: &str) -> Result<(), S::Error> {
+        self.sink.key(key)?;
+        self.name(name)
+    }
+
     fn field_int(&mut self, key: &str, value: i64) -> Result<(), S::Error> {
         self.sink.key(key)?;
         self.sink.int(value)
@@ -105,7 +121,7 @@ impl<'t, 'a, S: JsonSink> Writer<'_, 't, 'a, S> {
                 let depth = self.deeper(depth)?;
                 self.begin_tag(tags::CLOSURE)?;
                 self.sink.begin_object(8)?;
-                self.field_str("module", &c.module)?;
+                self.field_name("module", &c.module)?;
                 self.field_int("arity", i64::from(c.arity))?;
                 self.field_str("uniq", &hex(&c.uniq))?;
                 self.field_int("index", i64::from(c.index))?;
@@ -133,7 +149,7 @@ impl<'t, 'a, S: JsonSink> Writer<'_, 't, 'a, S> {
                 "nil" => self.sink.null(),
                 _ => {
                     self.begin_tag(tags::ATOM)?;
-                    self.sink.string(name)?;
+                    self.name(name)?;
                     self.sink.end_object()
                 }
             },
@@ -160,7 +176,7 @@ impl<'t, 'a, S: JsonSink> Writer<'_, 't, 'a, S> {
             Term::Port(port) => {
                 self.begin_tag(tags::PORT)?;
                 self.sink.begin_object(3)?;
-                self.field_str("node", &port.node)?;
+                self.field_name("node", &port.node)?;
                 self.sink.key("id")?;
                 match i64::try_from(port.id) {
                     Ok(id) => self.sink.int(id)?,
@@ -173,7 +189,7 @@ impl<'t, 'a, S: JsonSink> Writer<'_, 't, 'a, S> {
             Term::Reference(r) => {
                 self.begin_tag(tags::REFERENCE)?;
                 self.sink.begin_object(3)?;
-                self.field_str("node", &r.node)?;
+                self.field_name("node", &r.node)?;
                 self.field_int("creation", i64::from(r.creation))?;
                 self.sink.key("id")?;
                 self.sink.begin_array(r.id.len())?;
@@ -187,8 +203,8 @@ impl<'t, 'a, S: JsonSink> Writer<'_, 't, 'a, S> {
             Term::ExternalFun(f) => {
                 self.begin_tag(tags::FUN)?;
                 self.sink.begin_object(3)?;
-                self.field_str("module", &f.module)?;
-                self.field_str("function", &f.function)?;
+                self.field_name("module", &f.module)?;
+                self.field_name("function", &f.function)?;
                 self.field_int("arity", i64::from(f.arity))?;
                 self.sink.end_object()?;
                 self.sink.end_object()
@@ -206,7 +222,7 @@ impl<'t, 'a, S: JsonSink> Writer<'_, 't, 'a, S> {
     fn pid(&mut self, pid: &Pid<'_>) -> Result<(), S::Error> {
         self.begin_tag(tags::PID)?;
         self.sink.begin_object(4)?;
-        self.field_str("node", &pid.node)?;
+        self.field_name("node", &pid.node)?;
         self.field_int("id", i64::from(pid.id))?;
         self.field_int("serial", i64::from(pid.serial))?;
         self.field_int("creation", i64::from(pid.creation))?;
