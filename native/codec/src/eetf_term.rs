@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use eetf::{Atom, BigInteger, BitBinary, FixInteger, Float};
 
-use crate::term::{keys_are_unique, Bitstring, Closure, ExternalFun, Pid, Port, Reference, Term};
+use crate::term::{Bitstring, Closure, ExternalFun, Pid, Port, Reference, Term};
 use crate::{Error, Result};
 
 /// How deep the eetf bridge goes. `eetf` itself encodes, decodes and drops
@@ -156,10 +156,7 @@ fn from(term: &eetf::Term, depth: usize, max: usize) -> Result<Term<'_>> {
                 .iter()
                 .map(|(k, v)| Ok((from(k, depth, max)?, from(v, depth, max)?)))
                 .collect::<Result<Vec<_>>>()?;
-            if !keys_are_unique(&entries) {
-                return Err(Error::DuplicateKey);
-            }
-            Term::Map(entries)
+            Term::map(entries)?
         }
     })
 }

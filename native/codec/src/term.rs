@@ -1,16 +1,19 @@
 //! The in-memory term tree shared by every conversion in this crate.
 //!
-//! The tree borrows from its input where it can (`Cow`), keeps map entries in
-//! the order they arrived, and is canonical: integers that fit in `i64` are
-//! always [`Term::Int`], a bitstring never has a whole number of bytes, an
-//! improper list's tail is never a list, floats are always finite and map keys
-//! are unique. Every constructor in this crate maintains those invariants, so
-//! structural equality (`==`) is Erlang's exact equality (`=:=`).
+//! The tree borrows from its input where it can (`Cow`) and is canonical:
+//! integers that fit in `i64` are always [`Term::Int`], a bitstring never has
+//! a whole number of bytes, an improper list's tail is never a list, floats
+//! are always finite, and map keys are unique and sorted in one canonical
+//! order ([`Ord`] on `Term`). Every constructor in this crate maintains those
+//! invariants, so structural equality (`==`), which takes time linear in the
+//! terms, is Erlang's exact equality (`=:=`).
 
 use std::borrow::Cow;
-use std::hash::{Hash, Hasher};
+use std::cmp::Ordering;
 
 use num_bigint::BigInt;
+
+use crate::{Error, Result};
 
 /// An Erlang term.
 ///
@@ -36,7 +39,9 @@ pub enum Term<'a> {
     ImproperList(Vec<Term<'a>>, Box<Term<'a>>),
     /// A tuple.
     Tuple(Vec<Term<'a>>),
-    /// A map, entries in arrival order, keys unique.
+    /// A map: keys unique, entries sorted by key in the canonical order
+    /// (`Ord`). Every decoder keeps this; build maps by hand with
+    /// [`Term::map`], since `==` relies on it.
     Map(Vec<(Term<'a>, Term<'a>)>),
     /// A process identifier.
     Pid(Box<Pid<'a>>),
@@ -52,7 +57,7 @@ pub enum Term<'a> {
 
 /// A bitstring: `bytes` holds `(bytes.len() - 1) * 8 + tail_bits` bits,
 /// most significant first; the unused low bits of the last byte are zero.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Bitstring<'a> {
     /// The data bytes (at least one).
     pub bytes: Cow<'a, [u8]>,
@@ -68,7 +73,7 @@ impl Bitstring<'_> {
 }
 
 /// A process identifier (`NEW_PID_EXT`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Pid<'a> {
     /// Node the process lives on.
     pub node: Cow<'a, str>,
@@ -81,7 +86,7 @@ pub struct Pid<'a> {
 }
 
 /// A port identifier (`V4_PORT_EXT`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Port<'a> {
     /// Node the port lives on.
     pub node: Cow<'a, str>,
@@ -92,7 +97,7 @@ pub struct Port<'a> {
 }
 
 /// A reference (`NEWER_REFERENCE_EXT`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Reference<'a> {
     /// Node that made the reference.
     pub node: Cow<'a, str>,
@@ -103,7 +108,7 @@ pub struct Reference<'a> {
 }
 
 /// An external fun (`EXPORT_EXT`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ExternalFun<'a> {
     /// Module name.
     pub module: Cow<'a, str>,
@@ -114,7 +119,7 @@ pub struct ExternalFun<'a> {
 }
 
 /// A local fun (`NEW_FUN_EXT`), field by field.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, PartialOrd, Ord)]
 pub struct Closure<'a> {
     /// Module that defines the fun.
     pub module: Cow<'a, str>,
@@ -145,7 +150,8 @@ impl PartialEq for Term<'_> {
             (Term::Bitstring(a), Term::Bitstring(b)) => a == b,
             (Term::List(a), Term::List(b)) | (Term::Tuple(a), Term::Tuple(b)) => a == b,
             (Term::ImproperList(a, x), Term::ImproperList(b, y)) => a == b && x == y,
-            (Term::Map(a), Term::Map(b)) => maps_equal(a, b),
+            // Entries are in canonical order, so maps compare in one pass.
+            (Term::Map(a), Term::Map(b)) => a == b,
             (Term::Pid(a), Term::Pid(b)) => a == b,
             (Term::Port(a), Term::Port(b)) => a == b,
             (Term::Reference(a), Term::Reference(b)) => a == b,
@@ -156,68 +162,75 @@ impl PartialEq for Term<'_> {
     }
 }
 
-/// Maps are equal when they hold the same keys with equal values, in any order.
-fn maps_equal(a: &[(Term<'_>, Term<'_>)], b: &[(Term<'_>, Term<'_>)]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    if a == b {
-        return true;
-    }
-    if a.len() <= 8 {
-        return a
-            .iter()
-            .all(|(k, v)| b.iter().any(|(k2, v2)| k == k2 && v == v2));
-    }
-    let index: std::collections::HashMap<_, _> = b.iter().map(|(k, v)| (k, v)).collect();
-    a.iter().all(|(k, v)| index.get(k) == Some(&v))
-}
-
 // Floats are always finite (constructors reject NaN), so equality is total.
 impl Eq for Term<'_> {}
 impl Eq for Closure<'_> {}
 
-impl Hash for Term<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        std::mem::discriminant(self).hash(state);
-        match self {
-            Term::Atom(a) => a.hash(state),
-            Term::Int(i) => i.hash(state),
-            Term::BigInt(b) => b.hash(state),
-            // 0.0 == -0.0 under `==`, so they must hash alike.
-            Term::Float(f) => (if *f == 0.0 { 0.0f64 } else { *f }).to_bits().hash(state),
-            Term::Binary(b) => b.hash(state),
-            Term::Bitstring(b) => b.hash(state),
-            Term::List(v) | Term::Tuple(v) => v.hash(state),
-            Term::ImproperList(v, t) => {
-                v.hash(state);
-                t.hash(state);
-            }
-            Term::Map(entries) => {
-                // Order-independent, like equality: sum the entries' own hashes.
-                let sum = entries.iter().fold(0u64, |acc, entry| {
-                    let mut h = std::collections::hash_map::DefaultHasher::new();
-                    entry.hash(&mut h);
-                    acc.wrapping_add(h.finish())
-                });
-                entries.len().hash(state);
-                sum.hash(state);
-            }
-            Term::Pid(p) => p.hash(state),
-            Term::Port(p) => p.hash(state),
-            Term::Reference(r) => r.hash(state),
-            Term::ExternalFun(f) => f.hash(state),
-            Term::Closure(c) => {
-                c.module.hash(state);
-                c.uniq.hash(state);
-                c.index.hash(state);
-                c.free_vars.hash(state);
-            }
+impl PartialOrd for Term<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The canonical order of terms, which sorts map keys. Kinds of terms come
+/// in Erlang's order (number < atom < reference < fun < port < pid < tuple
+/// < map < list < bitstring), so keys of one kind sort as OTP sorts them;
+/// within a kind, values compare structurally. Consistent with `==`.
+impl Ord for Term<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // -0.0 == 0.0 (OTP 25's =:=), so they must not be ordered apart.
+        let float = |f: f64| if f == 0.0 { 0.0 } else { f };
+        match (self, other) {
+            (Term::Int(a), Term::Int(b)) => a.cmp(b),
+            (Term::BigInt(a), Term::BigInt(b)) => a.cmp(b),
+            (Term::Float(a), Term::Float(b)) => float(*a).total_cmp(&float(*b)),
+            (Term::Atom(a), Term::Atom(b)) => a.cmp(b),
+            (Term::Binary(a), Term::Binary(b)) => a.cmp(b),
+            (Term::Bitstring(a), Term::Bitstring(b)) => a.cmp(b),
+            (Term::List(a), Term::List(b)) | (Term::Tuple(a), Term::Tuple(b)) => a.cmp(b),
+            (Term::ImproperList(a, x), Term::ImproperList(b, y)) => a.cmp(b).then_with(|| x.cmp(y)),
+            (Term::Map(a), Term::Map(b)) => a.cmp(b),
+            (Term::Pid(a), Term::Pid(b)) => a.cmp(b),
+            (Term::Port(a), Term::Port(b)) => a.cmp(b),
+            (Term::Reference(a), Term::Reference(b)) => a.cmp(b),
+            (Term::ExternalFun(a), Term::ExternalFun(b)) => a.cmp(b),
+            (Term::Closure(a), Term::Closure(b)) => a.cmp(b),
+            _ => self.rank().cmp(&other.rank()),
         }
     }
 }
 
 impl<'a> Term<'a> {
+    /// Where this kind of term stands in the canonical order.
+    fn rank(&self) -> u8 {
+        match self {
+            Term::Int(_) => 0,
+            Term::BigInt(_) => 1,
+            Term::Float(_) => 2,
+            Term::Atom(_) => 3,
+            Term::Reference(_) => 4,
+            Term::ExternalFun(_) => 5,
+            Term::Closure(_) => 6,
+            Term::Port(_) => 7,
+            Term::Pid(_) => 8,
+            Term::Tuple(_) => 9,
+            Term::Map(_) => 10,
+            Term::List(_) => 11,
+            Term::ImproperList(..) => 12,
+            Term::Binary(_) => 13,
+            Term::Bitstring(_) => 14,
+        }
+    }
+
+    /// A map from entries in any order: they are put in canonical order; a
+    /// repeated key is an error.
+    pub fn map(mut entries: Vec<(Term<'a>, Term<'a>)>) -> Result<Self> {
+        match canonical_order(&mut entries) {
+            Ok(()) => Ok(Term::Map(entries)),
+            Err(_) => Err(Error::DuplicateKey),
+        }
+    }
+
     /// An atom term.
     pub fn atom(name: impl Into<Cow<'a, str>>) -> Self {
         Term::Atom(name.into())
@@ -391,46 +404,16 @@ fn into_pairs<'a>(flat: Vec<Term<'a>>) -> Vec<(Term<'a>, Term<'a>)> {
     entries
 }
 
-/// The bytes of a binary map key.
-fn binary<'t>((key, _): &'t (Term<'_>, Term<'_>)) -> Option<&'t [u8]> {
-    match key {
-        Term::Binary(b) => Some(b.as_ref()),
-        _ => None,
+/// Sorts map entries into canonical key order (a no-op, checked in one pass,
+/// for entries that already are, as OTP writes small maps). On a repeated
+/// key, gives the index of one of its entries.
+pub(crate) fn canonical_order(entries: &mut [(Term<'_>, Term<'_>)]) -> Result<(), usize> {
+    if entries.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+        return Ok(());
     }
-}
-
-/// Checks that no two keys of a map are equal.
-pub(crate) fn keys_are_unique(entries: &[(Term<'_>, Term<'_>)]) -> bool {
-    if entries.len() <= 8 {
-        return entries
-            .iter()
-            .enumerate()
-            .all(|(i, (k, _))| entries[..i].iter().all(|(other, _)| other != k));
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    match entries.windows(2).position(|pair| pair[0].0 == pair[1].0) {
+        Some(i) => Err(i),
+        None => Ok(()),
     }
-    // Most large maps (JSON objects, Elixir maps) have binary keys, and they
-    // often arrive ordered: OTP writes small maps sorted, jsonb sorts keys by
-    // length, then bytes. Strictly ordered keys are unique, with no allocation.
-    if let Some(first) = entries.first().and_then(binary) {
-        let (mut sorted, mut jsonb_sorted, mut prev) = (true, true, first);
-        for entry in &entries[1..] {
-            let Some(key) = binary(entry) else {
-                sorted = false;
-                jsonb_sorted = false;
-                break;
-            };
-            sorted &= prev < key;
-            jsonb_sorted &= (prev.len(), prev) < (key.len(), key);
-            prev = key;
-        }
-        if sorted || jsonb_sorted {
-            return true;
-        }
-    }
-    // Otherwise sorting the byte strings is still much cheaper than hashing terms.
-    if let Some(mut keys) = entries.iter().map(binary).collect::<Option<Vec<_>>>() {
-        keys.sort_unstable();
-        return keys.windows(2).all(|pair| pair[0] != pair[1]);
-    }
-    let mut seen = std::collections::HashSet::with_capacity(entries.len());
-    entries.iter().all(|(k, _)| seen.insert(k))
 }

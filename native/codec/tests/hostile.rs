@@ -309,3 +309,53 @@ fn the_eetf_bridge_stops_at_its_own_depth() {
         }
     );
 }
+
+/// Maps whose keys are deep maps differing only at the bottom. Comparing
+/// them once per level would take 2^200 steps; this must simply finish.
+#[test]
+fn deep_map_keys_compare_in_linear_time() {
+    // Each level holds two keys, so that ordered and unordered comparison
+    // paths are both exercised.
+    let key = |v: u32| {
+        (0..200).fold(v.to_string(), |inner, i| {
+            format!(r#"{{"k{}":{inner},"a":1}}"#, i % 3)
+        })
+    };
+    let text = format!(
+        r#"{{"$map":[[{},1],[{},2],[{},3]]}}"#,
+        key(2),
+        key(1),
+        key(3)
+    );
+    let term = json::parse(&text).unwrap();
+    let bytes = etf::encode(&term).unwrap();
+    assert_eq!(etf::decode(&bytes).unwrap(), term);
+    assert_eq!(json::parse(&json::to_string(&term).unwrap()).unwrap(), term);
+    // A repeated deep key is still found.
+    let twice = format!(r#"{{"$map":[[{},1],[{},2]]}}"#, key(7), key(7));
+    assert_eq!(json::parse(&twice).unwrap_err(), Error::DuplicateKey);
+}
+
+#[test]
+fn maps_are_kept_in_canonical_key_order() {
+    let term = json::parse(r#"{"b":1,"a":2,"aa":3}"#).unwrap();
+    assert_eq!(json::to_string(&term).unwrap(), r#"{"a":2,"aa":3,"b":1}"#);
+    let built = Term::map(vec![
+        (Term::Int(2), Term::Int(0)),
+        (Term::atom("x"), Term::Int(0)),
+        (Term::Int(1), Term::Int(0)),
+    ]);
+    let Term::Map(entries) = built.unwrap() else {
+        unreachable!()
+    };
+    let keys: Vec<_> = entries.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, [Term::Int(1), Term::Int(2), Term::atom("x")]);
+    assert_eq!(
+        Term::map(vec![
+            (Term::Int(1), Term::Int(0)),
+            (Term::Int(1), Term::Int(1))
+        ])
+        .unwrap_err(),
+        Error::DuplicateKey
+    );
+}

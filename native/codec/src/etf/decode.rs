@@ -7,7 +7,7 @@ use num_bigint::{BigInt, Sign};
 
 use super::tag::*;
 use super::{MAX_ATOM_CHARS, MAX_REFERENCE_WORDS};
-use crate::term::{keys_are_unique, Bitstring, Closure, ExternalFun, Pid, Port, Reference, Term};
+use crate::term::{Bitstring, Closure, ExternalFun, Pid, Port, Reference, Term};
 use crate::{Error, Limits, Result};
 
 /// Decodes one complete term, with or without the leading version byte 131,
@@ -316,12 +316,7 @@ impl<'a, 'c> Decoder<'a, 'c> {
                     Term::ImproperList(items, Box::new(tail))
                 }
             }
-            Kind::Map => {
-                if !keys_are_unique(&entries) {
-                    return Err(Error::DuplicateKey);
-                }
-                Term::Map(entries)
-            }
+            Kind::Map => Term::map(entries)?,
             Kind::Closure(head) => {
                 let ClosureHead {
                     start,

@@ -7,7 +7,7 @@ use num_bigint::BigInt;
 use super::sink::plain_prefix;
 use super::tags::{self, interpret, Parsed, TAIL};
 use super::write::MAX_INTEGER_DIGITS;
-use crate::term::{keys_are_unique, Term};
+use crate::term::{canonical_order, Term};
 use crate::{Error, Limits, Result};
 
 /// Parses JSON text into a term under the default [`Limits`]. Strings
@@ -402,22 +402,13 @@ fn object<'a>(mut entries: Vec<(Term<'a>, Term<'a>)>) -> Result<Parsed<'a>> {
             return interpret(tag, payload);
         }
     }
-    if !keys_are_unique(&entries) {
-        return Err(duplicate_key(&entries));
+    match canonical_order(&mut entries) {
+        Ok(()) => Ok(Parsed::Term(Term::Map(entries))),
+        Err(i) => Err(Error::JsonDuplicateKey {
+            key: match &entries[i].0 {
+                Term::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                _ => unreachable!("JSON object keys are binaries"),
+            },
+        }),
     }
-    Ok(Parsed::Term(Term::Map(entries)))
-}
-
-/// The error for an object known to repeat a key, naming the key.
-#[cold]
-fn duplicate_key(entries: &[(Term<'_>, Term<'_>)]) -> Error {
-    let repeated = entries
-        .iter()
-        .enumerate()
-        .find(|(i, (key, _))| entries[..*i].iter().any(|(other, _)| other == key));
-    let key = match repeated {
-        Some((_, (Term::Binary(bytes), _))) => String::from_utf8_lossy(bytes).into_owned(),
-        _ => String::new(),
-    };
-    Error::JsonDuplicateKey { key }
 }

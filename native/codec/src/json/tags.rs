@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 
 use crate::etf::{MAX_ATOM_CHARS, MAX_REFERENCE_WORDS};
-use crate::term::{keys_are_unique, Bitstring, Closure, ExternalFun, Pid, Port, Reference, Term};
+use crate::term::{Bitstring, Closure, ExternalFun, Pid, Port, Reference, Term};
 use crate::{Error, Result};
 
 /// `{"$atom": "name"}`
@@ -204,10 +204,7 @@ fn map(payload: Term<'_>) -> Result<Term<'_>> {
             _ => Err(bad(MAP, "expected an array of [key, value] pairs")),
         })
         .collect::<Result<Vec<_>>>()?;
-    if !keys_are_unique(&entries) {
-        return Err(Error::DuplicateKey);
-    }
-    Ok(Term::Map(entries))
+    Term::map(entries)
 }
 
 fn bitstring(payload: Term<'_>) -> Result<Term<'static>> {
