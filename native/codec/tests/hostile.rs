@@ -1,7 +1,7 @@
 //! Hostile input: every failure is a typed error; nothing panics, overflows
 //! the stack or allocates what a length field claims.
 
-use erlang_cnode_codec::{etf, json, Error, Limits, Term};
+use erlang_cnode_codec::{etf, json, Closure, Error, Limits, Pid, Term};
 
 const MILLION: usize = 1_000_000;
 
@@ -358,4 +358,102 @@ fn maps_are_kept_in_canonical_key_order() {
         .unwrap_err(),
         Error::DuplicateKey
     );
+}
+
+/// Decoding, encoding, writing JSON and parsing it back all accept exactly
+/// the same terms: nesting of at most `max_depth` levels, where `[]` and
+/// other scalars are leaves and every other list, tuple, map or closure is
+/// one level.
+#[test]
+fn every_direction_agrees_on_depth() {
+    type Wrap = fn(Term<'static>) -> Term<'static>;
+    let wraps: [(&str, Wrap); 6] = [
+        ("list", |t| Term::List(vec![t])),
+        ("tuple", |t| Term::Tuple(vec![t])),
+        ("map value", |t| {
+            Term::map(vec![(Term::atom("a"), t)]).unwrap()
+        }),
+        ("map key", |t| Term::map(vec![(t, Term::Int(1))]).unwrap()),
+        ("improper list", |t| {
+            Term::ImproperList(vec![t], Box::new(Term::Int(1)))
+        }),
+        ("closure", |t| {
+            let pid = Pid {
+                node: "a@b".into(),
+                id: 1,
+                serial: 0,
+                creation: 1,
+            };
+            let closure = Closure {
+                module: "m".into(),
+                arity: 0,
+                uniq: [7; 16],
+                index: 0,
+                old_index: 0,
+                old_uniq: 1,
+                pid,
+                free_vars: vec![t],
+            };
+            Term::Closure(Box::new(closure))
+        }),
+    ];
+    // Leaves and their own depth.
+    let leaves: [(Term<'static>, usize); 6] = [
+        (Term::Int(7), 0),
+        (Term::List(vec![]), 0),
+        (
+            json::parse(r#"{"$pid":{"node":"a@b","id":1,"serial":2,"creation":3}}"#)
+                .unwrap()
+                .into_owned(),
+            0,
+        ),
+        (Term::List(vec![Term::Int(97), Term::Int(98)]), 1),
+        (Term::Tuple(vec![]), 1),
+        (Term::map(vec![]).unwrap(), 1),
+    ];
+    let limit = Limits::default().max_depth;
+    for (name, wrap) in wraps {
+        for (leaf, leaf_depth) in &leaves {
+            let nest = |levels: usize| (0..levels).fold(leaf.clone(), |t, _| wrap(t));
+            let fits = nest(limit - leaf_depth);
+            let bytes =
+                etf::encode(&fits).unwrap_or_else(|e| panic!("{name}/{leaf:?}: encode: {e}"));
+            assert_eq!(
+                etf::decode(&bytes).unwrap(),
+                fits,
+                "{name}/{leaf:?}: decode"
+            );
+            let text =
+                json::to_string(&fits).unwrap_or_else(|e| panic!("{name}/{leaf:?}: write: {e}"));
+            assert_eq!(
+                json::parse(&text).unwrap_or_else(|e| panic!("{name}/{leaf:?}: parse: {e}")),
+                fits
+            );
+
+            let too_deep = nest(limit - leaf_depth + 1);
+            let expected = Error::TooDeep { limit };
+            assert_eq!(
+                etf::encode(&too_deep).unwrap_err(),
+                expected,
+                "{name}/{leaf:?}: encode"
+            );
+            assert_eq!(
+                json::to_string(&too_deep).unwrap_err(),
+                expected,
+                "{name}/{leaf:?}: write"
+            );
+            // The same bytes and text, built without the writers' checks.
+            let unlimited = Limits {
+                max_depth: limit + 1,
+                ..Limits::default()
+            };
+            let mut text = json::JsonText::new();
+            json::write_with(&too_deep, &mut text, &unlimited).unwrap();
+            assert_eq!(
+                json::parse(&text.into_string()).unwrap_err(),
+                expected,
+                "{name}/{leaf:?}: parse"
+            );
+        }
+    }
 }

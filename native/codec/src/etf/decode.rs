@@ -204,6 +204,15 @@ impl<'a, 'c> Decoder<'a, 'c> {
                     stack.push(open);
                     None
                 }
+                // A non-empty STRING_EXT is a list of integers: one level deep.
+                STRING_EXT
+                    if stack.len() >= self.limits.max_depth
+                        && self.input.get(self.pos + 1..self.pos + 3) != Some(&[0, 0]) =>
+                {
+                    return Err(Error::TooDeep {
+                        limit: self.limits.max_depth,
+                    });
+                }
                 _ => Some(self.leaf()?),
             };
             // Give the finished value to the innermost container and close

@@ -31,11 +31,12 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Term<'_>> {
     parse(text)
 }
 
-/// Parses JSON text under `limits`. JSON nesting may reach twice
-/// `limits.max_depth` (a tagged form adds one level of its own); deeper
-/// input is an error, never a stack overflow.
+/// Parses JSON text under `limits`: a term nested deeper than
+/// `limits.max_depth` is an error (the same depth every other conversion
+/// allows), and so is JSON nested far deeper than any such term needs;
+/// never a stack overflow.
 pub fn parse_with<'a>(text: &'a str, limits: &Limits) -> Result<Term<'a>> {
-    let max_depth = limits.max_depth.saturating_mul(2).saturating_add(1);
+    let max_depth = limits.max_depth;
     let mut parser = Parser {
         text,
         bytes: text.as_bytes(),
@@ -49,15 +50,18 @@ pub fn parse_with<'a>(text: &'a str, limits: &Limits) -> Result<Term<'a>> {
     Ok(term)
 }
 
-/// An array or object whose contents are being read.
+/// An array or object whose contents are being read, with the greatest
+/// term depth among them so far.
 enum Frame<'a> {
     Array {
         items: Vec<Term<'a>>,
         tail: Option<Term<'a>>,
+        depth: usize,
     },
     Object {
         entries: Vec<(Term<'a>, Term<'a>)>,
         key: Cow<'a, str>,
+        depth: usize,
     },
 }
 
@@ -122,15 +126,18 @@ impl<'a> Parser<'a> {
     /// One JSON value, read with an explicit stack of open containers so
     /// that nesting costs heap, never native stack.
     fn document(&mut self, max_depth: usize) -> Result<Term<'a>> {
+        // A tagged form takes at most three JSON levels per term level
+        // (`{"$map": [[k, v]]}`), plus three at a leaf (`$reference`).
+        let json_limit = max_depth.saturating_mul(3).saturating_add(3);
+        let too_deep = || Error::TooDeep { limit: max_depth };
         let mut stack: Vec<Frame<'a>> = Vec::new();
         loop {
             // Read the start of a value: a scalar, an empty container, or an
             // opening bracket that pushes a frame.
             self.skip_ws();
-            let mut value = match self.bytes.get(self.pos) {
-                Some(b'[') | Some(b'{') if stack.len() >= max_depth => {
-                    return Err(Error::TooDeep { limit: max_depth });
-                }
+            // The value and its term depth (0 for leaves and `[]`).
+            let (mut value, mut depth) = match self.bytes.get(self.pos) {
+                Some(b'[') | Some(b'{') if stack.len() >= json_limit => return Err(too_deep()),
                 Some(b'[') => {
                     self.pos += 1;
                     self.skip_ws();
@@ -138,10 +145,11 @@ impl<'a> Parser<'a> {
                         stack.push(Frame::Array {
                             items: Vec::new(),
                             tail: None,
+                            depth: 0,
                         });
                         continue;
                     }
-                    Parsed::Term(Term::List(Vec::new()))
+                    (Parsed::Term(Term::List(Vec::new())), 0)
                 }
                 Some(b'{') => {
                     self.pos += 1;
@@ -151,30 +159,43 @@ impl<'a> Parser<'a> {
                         stack.push(Frame::Object {
                             entries: Vec::new(),
                             key,
+                            depth: 0,
                         });
                         continue;
                     }
-                    Parsed::Term(Term::Map(Vec::new()))
+                    (Parsed::Term(Term::Map(Vec::new())), 1)
                 }
-                Some(b'"') => Parsed::Term(Term::Binary(into_bytes(self.string()?))),
-                Some(b't') => Parsed::Term(self.literal("true", Term::atom("true"))?),
-                Some(b'f') => Parsed::Term(self.literal("false", Term::atom("false"))?),
-                Some(b'n') => Parsed::Term(self.literal("null", Term::atom("nil"))?),
-                Some(b'-' | b'0'..=b'9') => Parsed::Term(self.number()?),
+                Some(b'"') => (Parsed::Term(Term::Binary(into_bytes(self.string()?))), 0),
+                Some(b't') => (Parsed::Term(self.literal("true", Term::atom("true"))?), 0),
+                Some(b'f') => (Parsed::Term(self.literal("false", Term::atom("false"))?), 0),
+                Some(b'n') => (Parsed::Term(self.literal("null", Term::atom("nil"))?), 0),
+                Some(b'-' | b'0'..=b'9') => (Parsed::Term(self.number()?), 0),
                 _ => return Err(self.expected("a JSON value")),
             };
             // Hand the finished value to its container; close every container
             // that ends right after it.
             loop {
+                // A tagged form's payload may run one level deeper than the
+                // term it becomes (`[[k, v]]` for a map), so values inside
+                // get one level of slack; the finished term gets none.
+                if depth > max_depth.saturating_add(1) {
+                    return Err(too_deep());
+                }
                 self.skip_ws();
                 match stack.last_mut() {
+                    None if depth > max_depth => return Err(too_deep()),
                     None => {
                         return match value {
                             Parsed::Term(term) => Ok(term),
                             Parsed::Tail(_) => Err(misplaced_tail()),
                         };
                     }
-                    Some(Frame::Array { items, tail }) => {
+                    Some(Frame::Array {
+                        items,
+                        tail,
+                        depth: deepest,
+                    }) => {
+                        *deepest = (*deepest).max(depth);
                         match value {
                             Parsed::Term(term) => items.push(term),
                             Parsed::Tail(term) => *tail = Some(term),
@@ -188,8 +209,19 @@ impl<'a> Parser<'a> {
                         if !self.eat(b']') {
                             return Err(self.expected("',' or ']'"));
                         }
-                        let Some(Frame::Array { items, tail }) = stack.pop() else {
+                        let Some(Frame::Array {
+                            items,
+                            tail,
+                            depth: deepest,
+                        }) = stack.pop()
+                        else {
                             unreachable!()
+                        };
+                        // `[]` is a leaf; any other list is one level above its items.
+                        depth = if items.is_empty() && tail.is_none() {
+                            0
+                        } else {
+                            deepest + 1
                         };
                         value = Parsed::Term(match tail {
                             None => Term::List(items),
@@ -202,7 +234,12 @@ impl<'a> Parser<'a> {
                             Some(tail) => Term::ImproperList(items, Box::new(tail)),
                         });
                     }
-                    Some(Frame::Object { entries, key }) => {
+                    Some(Frame::Object {
+                        entries,
+                        key,
+                        depth: deepest,
+                    }) => {
+                        *deepest = (*deepest).max(depth);
                         let Parsed::Term(term) = value else {
                             return Err(misplaced_tail());
                         };
@@ -215,10 +252,15 @@ impl<'a> Parser<'a> {
                         if !self.eat(b'}') {
                             return Err(self.expected("',' or '}'"));
                         }
-                        let Some(Frame::Object { entries, .. }) = stack.pop() else {
+                        let Some(Frame::Object {
+                            entries,
+                            depth: deepest,
+                            ..
+                        }) = stack.pop()
+                        else {
                             unreachable!()
                         };
-                        value = object(entries)?;
+                        (value, depth) = object(entries, deepest)?;
                     }
                 }
             }
@@ -393,17 +435,21 @@ fn into_bytes(text: Cow<'_, str>) -> Cow<'_, [u8]> {
     }
 }
 
-/// A finished object (keys are binaries made from JSON strings): a tagged
-/// form, or a map.
-fn object<'a>(mut entries: Vec<(Term<'a>, Term<'a>)>) -> Result<Parsed<'a>> {
+/// A finished object (keys are binaries made from JSON strings), whose
+/// values reach term depth `deepest`: a tagged form, or a map; with the term
+/// depth of the result.
+fn object<'a>(
+    mut entries: Vec<(Term<'a>, Term<'a>)>,
+    deepest: usize,
+) -> Result<(Parsed<'a>, usize)> {
     if let [(Term::Binary(key), _)] = entries.as_slice() {
         if let Some(tag) = tags::ALL.iter().find(|tag| tag.as_bytes() == key.as_ref()) {
             let (_, payload) = entries.pop().expect("one entry");
-            return interpret(tag, payload);
+            return Ok((interpret(tag, payload)?, tags::depth_of(tag, deepest)));
         }
     }
     match canonical_order(&mut entries) {
-        Ok(()) => Ok(Parsed::Term(Term::Map(entries))),
+        Ok(()) => Ok((Parsed::Term(Term::Map(entries)), deepest + 1)),
         Err(i) => Err(Error::JsonDuplicateKey {
             key: match &entries[i].0 {
                 Term::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),

@@ -51,6 +51,19 @@ pub(crate) enum Parsed<'a> {
     Tail(Term<'a>),
 }
 
+/// The term depth of a tagged form whose payload has term depth `payload`:
+/// the payload's own levels that are not levels of the term are taken off.
+pub(crate) fn depth_of(tag: &str, payload: usize) -> usize {
+    match tag {
+        // The payload array is the tuple's own level.
+        TUPLE => payload.max(1),
+        // `[[k, v], …]` and `{…, "free_vars": […]}` each add one level.
+        MAP | CLOSURE => payload.saturating_sub(1).max(1),
+        TAIL => payload,
+        _ => 0,
+    }
+}
+
 /// Turns the payload of a tagged form into the term it stands for.
 pub(crate) fn interpret<'a>(tag: &str, payload: Term<'a>) -> Result<Parsed<'a>> {
     let term = match tag {

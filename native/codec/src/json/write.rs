@@ -112,6 +112,8 @@ impl<'t, 'a, S: JsonSink> Writer<'_, 't, 'a, S> {
             Term::List(items) => self.array(items, None, depth),
             Term::ImproperList(items, tail) => self.array(items, Some(tail), depth),
             Term::Tuple(items) => {
+                // A tuple is a level even when empty, unlike `[]`.
+                self.deeper(depth)?;
                 self.begin_tag(tags::TUPLE)?;
                 self.tasks.push(Task::EndObject);
                 self.array(items, None, depth)
