@@ -222,6 +222,22 @@ fn etf_oddities() {
         etf::decode(&nested).unwrap(),
         Term::List(vec![Term::Int(1), Term::Int(2)])
     );
+    // An empty BIT_BINARY_EXT is <<>>, as OTP reads it; an empty one with
+    // bits, or bits 0 with bytes, is refused, as OTP refuses it.
+    assert_eq!(
+        etf::decode(&[131, 77, 0, 0, 0, 0, 0]).unwrap(),
+        Term::binary(vec![])
+    );
+    assert_eq!(
+        etf::decode(&[131, 77, 0, 0, 0, 0, 3]).unwrap_err().kind(),
+        "invalid_etf"
+    );
+    assert_eq!(
+        etf::decode(&[131, 77, 0, 0, 0, 1, 0, 5])
+            .unwrap_err()
+            .kind(),
+        "invalid_etf"
+    );
     // A big integer small enough for i64 is canonicalised.
     assert_eq!(etf::decode(&[131, 110, 1, 1, 5]).unwrap(), Term::Int(-5));
 }

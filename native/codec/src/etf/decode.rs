@@ -453,6 +453,10 @@ impl<'a, 'c> Decoder<'a, 'c> {
     fn bitstring(&mut self) -> Result<Term<'a>> {
         let n = self.u32()? as usize;
         let bits = self.u8()?;
+        // OTP reads no bytes with no bits as <<>>.
+        if n == 0 && bits == 0 {
+            return Ok(Term::Binary(Cow::Borrowed(&[])));
+        }
         if !(1..=8).contains(&bits) || n == 0 {
             return Err(self.malformed("BIT_BINARY_EXT needs 1 to 8 bits in a last byte"));
         }
