@@ -1,0 +1,302 @@
+//! A connected node: framing, ticks and messages after the handshake
+//! ("Protocol between Connected Nodes" in `erl_dist_protocol`).
+
+use std::net::TcpStream;
+use std::time::Instant;
+
+use erlang_cnode_codec::{etf, Pid, Reference, Term};
+
+use crate::epmd;
+use crate::handshake::{handshake, Peer};
+use crate::io::{self, ConnectError};
+use crate::name::NodeName;
+use crate::wait::Wait;
+use crate::{Error, Result};
+
+/// `PASS_THROUGH`: a message with no distribution header follows.
+const PASS_THROUGH: u8 = 112;
+/// Control message tags, named as in `erl_dist_protocol`.
+#[allow(missing_docs)]
+pub mod control {
+    pub const SEND: i64 = 2;
+    pub const REG_SEND: i64 = 6;
+    pub const SEND_TT: i64 = 12;
+    pub const REG_SEND_TT: i64 = 16;
+    pub const SEND_SENDER: i64 = 22;
+    pub const SEND_SENDER_TT: i64 = 23;
+}
+
+/// This backend as a node: its name, incarnation and the identifiers it
+/// hands out.
+#[derive(Debug)]
+pub struct LocalNode {
+    name: String,
+    creation: u32,
+    refs: u32,
+}
+
+impl LocalNode {
+    /// A hidden node named `<prefix>_<pid>_<random>@<host>` with a random
+    /// non-zero creation.
+    pub fn new(prefix: &str, host: &str) -> Result<LocalNode> {
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).map_err(|e| Error::Protocol {
+            node: host.to_owned(),
+            what: format!("no randomness: {e}"),
+        })?;
+        let suffix = u32::from_be_bytes(random[..4].try_into().expect("4 bytes"));
+        let creation = u32::from_be_bytes(random[4..].try_into().expect("4 bytes")).max(1);
+        let name = format!("{prefix}_{}_{suffix:08x}@{host}", std::process::id());
+        NodeName::parse(&name)?;
+        Ok(LocalNode {
+            name,
+            creation,
+            refs: 0,
+        })
+    }
+
+    /// The full node name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The pid replies are addressed to.
+    pub fn pid(&self) -> Term<'static> {
+        Term::Pid(Box::new(Pid {
+            node: self.name.clone().into(),
+            id: 1,
+            serial: 0,
+            creation: self.creation,
+        }))
+    }
+
+    /// A reference unique to this node incarnation.
+    pub fn make_ref(&mut self) -> Term<'static> {
+        self.refs = self.refs.wrapping_add(1);
+        let mut random = [0u8; 8];
+        let _ = getrandom::fill(&mut random);
+        let id = vec![
+            self.refs,
+            u32::from_be_bytes(random[..4].try_into().expect("4 bytes")),
+            u32::from_be_bytes(random[4..].try_into().expect("4 bytes")),
+        ];
+        Term::Reference(Box::new(Reference {
+            node: self.name.clone().into(),
+            creation: self.creation,
+            id,
+        }))
+    }
+}
+
+/// One message received: its control message and payload, if any.
+#[derive(Debug)]
+pub struct Received {
+    /// The control message tuple.
+    pub control: Term<'static>,
+    /// The payload of a send.
+    pub message: Option<Term<'static>>,
+}
+
+/// An open distribution connection to one node.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    node: String,
+    peer: Peer,
+    max_message_size: usize,
+}
+
+impl Connection {
+    /// Looks the node up in EPMD, connects and runs the handshake, all
+    /// before `deadline`.
+    pub fn open(
+        node: &NodeName,
+        local: &LocalNode,
+        cookie: &str,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<Connection> {
+        let name = node.to_string();
+        let addr = epmd::lookup(node, waiter, deadline)?;
+        let mut stream = match io::connect(addr, waiter, deadline, &name, "connecting to") {
+            Ok(stream) => stream,
+            Err(ConnectError::Io(source)) => {
+                return Err(Error::ConnectFailed { node: name, source })
+            }
+            Err(ConnectError::Wait(e)) => return Err(e),
+        };
+        let peer = handshake(
+            &mut stream,
+            &local.name,
+            local.creation,
+            cookie,
+            &name,
+            waiter,
+            deadline,
+        )?;
+        Ok(Connection {
+            stream,
+            node: name,
+            peer,
+            max_message_size: 64 << 20,
+        })
+    }
+
+    /// Refuse incoming messages larger than `bytes`.
+    pub fn set_max_message_size(&mut self, bytes: usize) {
+        self.max_message_size = bytes;
+    }
+
+    /// The peer as it introduced itself.
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    /// Sends a control message and optional payload.
+    pub fn send(
+        &mut self,
+        control: &Term<'_>,
+        message: Option<&Term<'_>>,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<()> {
+        let encode_error = |e: erlang_cnode_codec::Error| Error::Protocol {
+            node: self.node.clone(),
+            what: e.to_string(),
+        };
+        let mut frame = vec![0, 0, 0, 0, PASS_THROUGH];
+        etf::encode_into(control, &mut frame).map_err(encode_error)?;
+        if let Some(message) = message {
+            etf::encode_into(message, &mut frame).map_err(encode_error)?;
+        }
+        let len = u32::try_from(frame.len() - 4).map_err(|_| Error::TooLarge {
+            node: self.node.clone(),
+            size: frame.len(),
+            limit: u32::MAX as usize,
+        })?;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        io::write_all(
+            &mut self.stream,
+            &frame,
+            waiter,
+            deadline,
+            &self.node,
+            "sending to",
+        )
+    }
+
+    /// Sends a tick (an empty frame), which keeps the peer from dropping an
+    /// idle connection.
+    pub fn tick(&mut self, waiter: &mut dyn Wait, deadline: Instant) -> Result<()> {
+        io::write_all(
+            &mut self.stream,
+            &[0, 0, 0, 0],
+            waiter,
+            deadline,
+            &self.node,
+            "sending to",
+        )
+    }
+
+    /// Receives the next message, answering ticks while it waits.
+    pub fn recv(&mut self, waiter: &mut dyn Wait, deadline: Instant) -> Result<Received> {
+        loop {
+            let mut len = [0u8; 4];
+            io::read_exact(
+                &mut self.stream,
+                &mut len,
+                waiter,
+                deadline,
+                &self.node,
+                "waiting for",
+            )?;
+            let len = u32::from_be_bytes(len) as usize;
+            if len == 0 {
+                self.tick(waiter, deadline)?;
+                continue;
+            }
+            if len > self.max_message_size {
+                return Err(Error::TooLarge {
+                    node: self.node.clone(),
+                    size: len,
+                    limit: self.max_message_size,
+                });
+            }
+            let mut body = vec![0u8; len];
+            io::read_exact(
+                &mut self.stream,
+                &mut body,
+                waiter,
+                deadline,
+                &self.node,
+                "waiting for",
+            )?;
+            return self.parse(&body);
+        }
+    }
+
+    fn parse(&self, body: &[u8]) -> Result<Received> {
+        let protocol = |what: String| Error::Protocol {
+            node: self.node.clone(),
+            what,
+        };
+        if body[0] != PASS_THROUGH {
+            return Err(protocol(format!(
+                "unexpected message type {} (no distribution header was agreed)",
+                body[0]
+            )));
+        }
+        let mut decoder = etf::Decoder::new(&body[1..]);
+        let control = decoder
+            .next_term()
+            .map_err(|e| protocol(format!("control message: {e}")))?
+            .into_owned();
+        let message = if decoder.remaining().is_empty() {
+            None
+        } else {
+            Some(
+                decoder
+                    .next_term()
+                    .map_err(|e| protocol(format!("message: {e}")))?
+                    .into_owned(),
+            )
+        };
+        decoder.finish().map_err(|e| protocol(e.to_string()))?;
+        Ok(Received { control, message })
+    }
+
+    /// Asks the peer's `net_kernel` whether it accepts this node, as
+    /// `net_adm:ping/1` does; `true` on `yes`.
+    pub fn ping(
+        &mut self,
+        local: &mut LocalNode,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<bool> {
+        let pid = local.pid();
+        let reference = local.make_ref();
+        let control = Term::Tuple(vec![
+            Term::Int(control::REG_SEND),
+            pid.clone(),
+            Term::atom(""),
+            Term::atom("net_kernel"),
+        ]);
+        let request = Term::Tuple(vec![
+            Term::atom("$gen_call"),
+            Term::Tuple(vec![pid, reference.clone()]),
+            Term::Tuple(vec![Term::atom("is_auth"), Term::atom(local.name.clone())]),
+        ]);
+        self.send(&control, Some(&request), waiter, deadline)?;
+        loop {
+            let received = self.recv(waiter, deadline)?;
+            // A reply is {Ref, Answer}; anything else is not ours and is dropped.
+            if let Some(Term::Tuple(items)) = &received.message {
+                if let [r, answer] = items.as_slice() {
+                    if *r == reference {
+                        return Ok(*answer == Term::atom("yes"));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Non-blocking socket I/O where every wait goes through a [`Wait`].
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use socket2::{Domain, Socket, Type};
+
+use crate::wait::{Interest, Wait};
+use crate::{Error, Result};
+
+/// What the caller was doing, for error messages: "connecting to", …
+pub(crate) type During = &'static str;
+
+fn wait_for(
+    waiter: &mut dyn Wait,
+    fd: std::os::fd::RawFd,
+    interest: Interest,
+    deadline: Instant,
+    node: &str,
+    during: During,
+) -> Result<()> {
+    match waiter.wait(fd, interest, deadline) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::Timeout {
+            node: node.to_owned(),
+            during,
+        }),
+        Err(_) => Err(Error::Interrupted {
+            node: node.to_owned(),
+        }),
+    }
+}
+
+/// Opens a TCP connection without blocking anywhere but in `waiter`.
+pub(crate) fn connect(
+    addr: SocketAddr,
+    waiter: &mut dyn Wait,
+    deadline: Instant,
+    node: &str,
+    during: During,
+) -> std::result::Result<TcpStream, ConnectError> {
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(ConnectError::Io)?;
+    socket.set_nonblocking(true).map_err(ConnectError::Io)?;
+    socket.set_tcp_nodelay(true).map_err(ConnectError::Io)?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e)
+            if e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == ErrorKind::WouldBlock =>
+        {
+            wait_for(
+                waiter,
+                socket.as_raw_fd(),
+                Interest::Write,
+                deadline,
+                node,
+                during,
+            )
+            .map_err(ConnectError::Wait)?;
+            if let Some(e) = socket.take_error().map_err(ConnectError::Io)? {
+                return Err(ConnectError::Io(e));
+            }
+        }
+        Err(e) => return Err(ConnectError::Io(e)),
+    }
+    Ok(socket.into())
+}
+
+/// Why `connect` failed: the network, or the wait (timeout, interruption).
+pub(crate) enum ConnectError {
+    Io(std::io::Error),
+    Wait(Error),
+}
+
+/// Reads exactly `buf.len()` bytes. End of stream is `ConnectionLost`.
+pub(crate) fn read_exact(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    waiter: &mut dyn Wait,
+    deadline: Instant,
+    node: &str,
+    during: During,
+) -> Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match stream.read(&mut buf[filled..]) {
+            Ok(0) => {
+                return Err(Error::ConnectionLost {
+                    node: node.to_owned(),
+                    reason: "closed by the peer".into(),
+                })
+            }
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => wait_for(
+                waiter,
+                stream.as_raw_fd(),
+                Interest::Read,
+                deadline,
+                node,
+                during,
+            )?,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(Error::ConnectionLost {
+                    node: node.to_owned(),
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes all of `buf`.
+pub(crate) fn write_all(
+    stream: &mut TcpStream,
+    mut buf: &[u8],
+    waiter: &mut dyn Wait,
+    deadline: Instant,
+    node: &str,
+    during: During,
+) -> Result<()> {
+    while !buf.is_empty() {
+        match stream.write(buf) {
+            Ok(0) => {
+                return Err(Error::ConnectionLost {
+                    node: node.to_owned(),
+                    reason: "write returned 0".into(),
+                })
+            }
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == ErrorKind::WouldBlock => wait_for(
+                waiter,
+                stream.as_raw_fd(),
+                Interest::Write,
+                deadline,
+                node,
+                during,
+            )?,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(Error::ConnectionLost {
+                    node: node.to_owned(),
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! The hidden Erlang node that lives inside each PostgreSQL backend of
+//! erlang_cnode: EPMD lookup, the version 6 distribution handshake and
+//! connected-node messaging. It knows nothing of SQL; every blocking step
+//! waits through a [`Wait`] that the host supplies, so PostgreSQL can keep
+//! every wait interruptible.
+#![warn(missing_docs)]
+
+mod connection;
+pub mod epmd;
+mod error;
+pub mod flags;
+mod handshake;
+mod io;
+mod name;
+mod wait;
+
+pub use connection::{control, Connection, LocalNode, Received};
+pub use error::{Error, Result};
+pub use handshake::Peer;
+pub use name::{NodeName, MAX_NODE_NAME};
+pub use wait::{Interest, Interrupted, PollWait, Wait};

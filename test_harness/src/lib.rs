@@ -1,0 +1,137 @@
+//! Throwaway Erlang nodes for tests: each gets a unique name and a random
+//! cookie, is waited for until EPMD knows it (or fails loudly), and is killed
+//! when dropped.
+#![warn(missing_docs)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long a node may take to start before the harness gives up.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running `erl` node, killed on drop.
+#[derive(Debug)]
+pub struct ErlNode {
+    /// Full node name, `name@host`.
+    pub name: String,
+    /// The short part of the name, before `@`.
+    pub alive: String,
+    /// The node's cookie (random per node).
+    pub cookie: String,
+    child: Child,
+}
+
+/// Something unique enough per test run: process id, a counter and the clock.
+fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{prefix}_{}_{}_{nanos:x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// This machine's short host name, as `erl -sname` uses it.
+pub fn short_host() -> String {
+    let out = Command::new("hostname")
+        .arg("-s")
+        .output()
+        .expect("`hostname -s` runs");
+    String::from_utf8(out.stdout)
+        .expect("host name is UTF-8")
+        .trim()
+        .to_owned()
+}
+
+impl ErlNode {
+    /// Starts `erl -sname <unique> -setcookie <random>` with `extra` arguments
+    /// and waits until EPMD lists it. Panics with the reason if it does not
+    /// come up within 30 seconds.
+    pub fn start(prefix: &str, extra: &[&str]) -> ErlNode {
+        let alive = unique(prefix);
+        let cookie = unique("cookie");
+        let child = Command::new("erl")
+            .args([
+                "-sname",
+                &alive,
+                "-setcookie",
+                &cookie,
+                "-noshell",
+                "-noinput",
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("`erl` not found: install Erlang/OTP (scripts/setup does)");
+        let name = format!("{alive}@{}", short_host());
+        let mut node = ErlNode {
+            name,
+            alive,
+            cookie,
+            child,
+        };
+        node.wait_registered();
+        node
+    }
+
+    fn wait_registered(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("child status") {
+                panic!("erl node {} exited during start-up: {status}", self.name);
+            }
+            if epmd_names().iter().any(|n| n == &self.alive) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "erl node {} not registered with EPMD after {START_TIMEOUT:?}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the node now (as a crash would) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ErlNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Names EPMD on localhost knows (empty if EPMD is not running).
+pub fn epmd_names() -> Vec<String> {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", 4369)) else {
+        return Vec::new();
+    };
+    // NAMES_REQ: length 1, tag 110.
+    if stream.write_all(&[0, 1, 110]).is_err() {
+        return Vec::new();
+    }
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    // EPMDPortNo (4 bytes), then lines "name <alive> at port <port>\n".
+    let text = String::from_utf8_lossy(reply.get(4..).unwrap_or_default()).into_owned();
+    text.lines()
+        .filter_map(|line| {
+            line.strip_prefix("name ")?
+                .split(' ')
+                .next()
+                .map(str::to_owned)
+        })
+        .collect()
+}
