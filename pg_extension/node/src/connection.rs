@@ -152,6 +152,11 @@ impl Connection {
         &self.peer
     }
 
+    /// The node's name as the caller gave it.
+    pub fn node_name(&self) -> &str {
+        &self.node
+    }
+
     /// Sends a control message and optional payload.
     pub fn send(
         &mut self,

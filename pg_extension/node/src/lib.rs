@@ -5,6 +5,7 @@
 //! every wait interruptible.
 #![warn(missing_docs)]
 
+mod call;
 mod connection;
 pub mod epmd;
 mod error;
@@ -14,6 +15,7 @@ mod io;
 mod name;
 mod wait;
 
+pub use call::{Class, Outcome};
 pub use connection::{control, Connection, LocalNode, Received};
 pub use error::{Error, Result};
 pub use handshake::Peer;

@@ -1,0 +1,216 @@
+//! Calling a function on the peer, with `erpc`'s semantics: the function
+//! runs in a process spawned by `SPAWN_REQUEST`, monitored, and its result
+//! or exception arrives as the monitor's exit reason, so a result, each
+//! exception class and a vanished process are told apart exactly.
+
+use std::time::Instant;
+
+use erlang_cnode_codec::Term;
+
+use crate::connection::{control, Connection, LocalNode};
+use crate::wait::Wait;
+use crate::{Error, Result};
+
+/// `SPAWN_REQUEST`, `SPAWN_REPLY`, `MONITOR_P_EXIT` and `PAYLOAD_MONITOR_P_EXIT`,
+/// named as in `erl_dist_protocol`.
+const SPAWN_REQUEST: i64 = 29;
+const SPAWN_REPLY: i64 = 31;
+const MONITOR_P_EXIT: i64 = 21;
+const PAYLOAD_MONITOR_P_EXIT: i64 = 28;
+
+/// The class of an Erlang exception.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// `error:Reason`
+    Error,
+    /// `exit:Reason`
+    Exit,
+    /// `throw:Value`
+    Throw,
+}
+
+impl Class {
+    /// The class as Erlang writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Error => "error",
+            Class::Exit => "exit",
+            Class::Throw => "throw",
+        }
+    }
+}
+
+/// How a remote call ended, when the node answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The function returned this value.
+    Return(Term<'static>),
+    /// The function raised. For `error`, `stack` is the stack trace. A
+    /// process killed by a signal reports `exit` with `{signal, Reason}`, as
+    /// `erpc` does.
+    Exception {
+        /// Its class.
+        class: Class,
+        /// Its reason (the thrown value for `throw`).
+        reason: Term<'static>,
+        /// The stack trace of an `error`.
+        stack: Option<Term<'static>>,
+    },
+}
+
+impl Connection {
+    /// Calls `module:function(args…)` on the peer and waits for the outcome
+    /// until `deadline`. Output the function writes to its group leader is
+    /// acknowledged and dropped. A timeout leaves the function running; its
+    /// late result is recognised by its reference and dropped.
+    pub fn call(
+        &mut self,
+        local: &mut LocalNode,
+        module: &str,
+        function: &str,
+        args: Vec<Term<'_>>,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<Outcome> {
+        let pid = local.pid();
+        let request_id = local.make_ref();
+        let result_tag = local.make_ref();
+        let control = Term::Tuple(vec![
+            Term::Int(SPAWN_REQUEST),
+            request_id.clone(),
+            pid.clone(),
+            pid.clone(), // group leader: output comes to us
+            Term::Tuple(vec![
+                Term::atom("erpc"),
+                Term::atom("execute_call"),
+                Term::Int(4),
+            ]),
+            Term::List(vec![Term::atom("monitor")]),
+        ]);
+        let call_args = Term::List(vec![
+            result_tag.clone(),
+            Term::atom(module.to_owned()),
+            Term::atom(function.to_owned()),
+            Term::List(args),
+        ]);
+        self.send(&control, Some(&call_args), waiter, deadline)?;
+
+        loop {
+            let received = self.recv(waiter, deadline)?;
+            let Term::Tuple(items) = &received.control else {
+                continue;
+            };
+            let tag = match items.first() {
+                Some(Term::Int(tag)) => *tag,
+                _ => continue,
+            };
+            match (tag, items.as_slice()) {
+                (SPAWN_REPLY, [_, id, _, _, result]) if *id == request_id => {
+                    if matches!(result, Term::Atom(_)) {
+                        return Err(Error::Protocol {
+                            node: self.node_name().to_owned(),
+                            what: format!(
+                                "the node could not spawn the call: {}",
+                                atom_text(result)
+                            ),
+                        });
+                    }
+                }
+                (MONITOR_P_EXIT, [_, _, _, id, reason]) if *id == request_id => {
+                    return Ok(outcome(reason.clone(), &result_tag));
+                }
+                (PAYLOAD_MONITOR_P_EXIT, [_, _, _, id]) if *id == request_id => {
+                    let reason = received.message.unwrap_or_else(|| Term::atom("undefined"));
+                    return Ok(outcome(reason, &result_tag));
+                }
+                (
+                    control::SEND
+                    | control::SEND_SENDER
+                    | control::SEND_TT
+                    | control::SEND_SENDER_TT,
+                    _,
+                ) => {
+                    if let Some(message) = &received.message {
+                        self.answer_io_request(message, waiter, deadline)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Acknowledges `{io_request, From, ReplyAs, Request}` so that a function
+    /// that prints does not wait forever for its group leader.
+    fn answer_io_request(
+        &mut self,
+        message: &Term<'_>,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<()> {
+        let Term::Tuple(items) = message else {
+            return Ok(());
+        };
+        let [Term::Atom(tag), from @ Term::Pid(_), reply_as, request] = items.as_slice() else {
+            return Ok(());
+        };
+        if tag != "io_request" {
+            return Ok(());
+        }
+        let is_output = matches!(request, Term::Tuple(r) if matches!(r.first(), Some(Term::Atom(a)) if a == "put_chars"));
+        let answer = if is_output {
+            Term::atom("ok")
+        } else {
+            Term::Tuple(vec![Term::atom("error"), Term::atom("enotsup")])
+        };
+        let control = Term::Tuple(vec![Term::Int(control::SEND), Term::atom(""), from.clone()]);
+        let reply = Term::Tuple(vec![Term::atom("io_reply"), reply_as.clone(), answer]);
+        self.send(&control, Some(&reply), waiter, deadline)
+    }
+}
+
+fn atom_text(term: &Term<'_>) -> String {
+    match term {
+        Term::Atom(a) => a.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Reads `erpc:execute_call/4`'s exit reason: `{Tag, return, V}`,
+/// `{Tag, throw, V}`, `{Tag, exit, R}`, `{Tag, error, R, Stack}`; anything
+/// else means the process died of a signal.
+fn outcome(reason: Term<'static>, tag: &Term<'static>) -> Outcome {
+    if let Term::Tuple(items) = &reason {
+        match items.as_slice() {
+            [t, Term::Atom(kind), value] if t == tag && kind == "return" => {
+                return Outcome::Return(value.clone())
+            }
+            [t, Term::Atom(kind), value] if t == tag && kind == "throw" => {
+                return Outcome::Exception {
+                    class: Class::Throw,
+                    reason: value.clone(),
+                    stack: None,
+                };
+            }
+            [t, Term::Atom(kind), value] if t == tag && kind == "exit" => {
+                return Outcome::Exception {
+                    class: Class::Exit,
+                    reason: value.clone(),
+                    stack: None,
+                };
+            }
+            [t, Term::Atom(kind), value, stack] if t == tag && kind == "error" => {
+                return Outcome::Exception {
+                    class: Class::Error,
+                    reason: value.clone(),
+                    stack: Some(stack.clone()),
+                };
+            }
+            _ => {}
+        }
+    }
+    Outcome::Exception {
+        class: Class::Exit,
+        reason: Term::Tuple(vec![Term::atom("signal"), reason]),
+        stack: None,
+    }
+}
