@@ -1,6 +1,6 @@
 //! Throwaway Erlang nodes for tests: each gets a unique name and a random
-//! cookie, is waited for until EPMD knows it (or fails loudly), and is killed
-//! when dropped.
+//! cookie, is waited for until it has run its start-up code and EPMD knows
+//! it (or the start fails loudly), and is killed when dropped.
 #![warn(missing_docs)]
 
 use std::io::{Read, Write};

@@ -7,16 +7,12 @@ use std::time::Instant;
 
 use erlang_cnode_codec::Term;
 
-use crate::connection::{control, Connection, LocalNode};
+use crate::connection::control::{
+    self, MONITOR_P_EXIT, PAYLOAD_MONITOR_P_EXIT, SPAWN_REPLY, SPAWN_REQUEST,
+};
+use crate::connection::{Connection, LocalNode};
 use crate::wait::Wait;
 use crate::{Error, Result};
-
-/// `SPAWN_REQUEST`, `SPAWN_REPLY`, `MONITOR_P_EXIT` and `PAYLOAD_MONITOR_P_EXIT`,
-/// named as in `erl_dist_protocol`.
-const SPAWN_REQUEST: i64 = 29;
-const SPAWN_REPLY: i64 = 31;
-const MONITOR_P_EXIT: i64 = 21;
-const PAYLOAD_MONITOR_P_EXIT: i64 = 28;
 
 /// The class of an Erlang exception.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

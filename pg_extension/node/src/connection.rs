@@ -13,6 +13,9 @@ use crate::name::NodeName;
 use crate::wait::Wait;
 use crate::{Error, Result};
 
+/// How long the rest of a frame may take once its first byte is in.
+const IDLE_FRAME_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// `PASS_THROUGH`: a message with no distribution header follows.
 const PASS_THROUGH: u8 = 112;
 /// Control message tags, named as in `erl_dist_protocol`.
@@ -24,6 +27,17 @@ pub mod control {
     pub const REG_SEND_TT: i64 = 16;
     pub const SEND_SENDER: i64 = 22;
     pub const SEND_SENDER_TT: i64 = 23;
+    pub const MONITOR_P: i64 = 19;
+    pub const DEMONITOR_P: i64 = 20;
+    pub const MONITOR_P_EXIT: i64 = 21;
+    pub const PAYLOAD_MONITOR_P_EXIT: i64 = 28;
+    pub const SPAWN_REQUEST: i64 = 29;
+    pub const SPAWN_REPLY: i64 = 31;
+
+    /// Whether a control message with this tag delivers a message to a pid.
+    pub fn is_send(tag: i64) -> bool {
+        matches!(tag, SEND | SEND_SENDER | SEND_TT | SEND_SENDER_TT)
+    }
 }
 
 /// This backend as a node: its name, incarnation and the identifiers it
@@ -206,37 +220,75 @@ impl Connection {
     /// Receives the next message, answering ticks while it waits.
     pub fn recv(&mut self, waiter: &mut dyn Wait, deadline: Instant) -> Result<Received> {
         loop {
-            let mut len = [0u8; 4];
-            io::read_exact(
-                &mut self.stream,
-                &mut len,
-                waiter,
-                deadline,
-                &self.node,
-                "waiting for",
-            )?;
-            let len = u32::from_be_bytes(len) as usize;
-            if len == 0 {
-                self.tick(waiter, deadline)?;
-                continue;
+            if let Some(received) = self.next_frame(waiter, deadline)? {
+                return Ok(received);
             }
-            if len > self.max_message_size {
-                return Err(Error::TooLarge {
-                    node: self.node.clone(),
-                    size: len,
-                    limit: self.max_message_size,
-                });
+        }
+    }
+
+    /// Reads one frame: `None` for a tick (answered at once).
+    fn next_frame(&mut self, waiter: &mut dyn Wait, deadline: Instant) -> Result<Option<Received>> {
+        let mut len = [0u8; 4];
+        io::read_exact(
+            &mut self.stream,
+            &mut len,
+            waiter,
+            deadline,
+            &self.node,
+            "waiting for",
+        )?;
+        let len = u32::from_be_bytes(len) as usize;
+        if len == 0 {
+            self.tick(waiter, deadline)?;
+            return Ok(None);
+        }
+        if len > self.max_message_size {
+            return Err(Error::TooLarge {
+                node: self.node.clone(),
+                size: len,
+                limit: self.max_message_size,
+            });
+        }
+        let mut body = vec![0u8; len];
+        io::read_exact(
+            &mut self.stream,
+            &mut body,
+            waiter,
+            deadline,
+            &self.node,
+            "waiting for",
+        )?;
+        self.parse(&body).map(Some)
+    }
+
+    /// Checks, without waiting, that the peer has not closed the connection
+    /// while it sat idle, answering pending ticks and dropping stray
+    /// messages (late replies to calls that timed out). Call it before
+    /// sending a request: a connection the peer dropped (for instance after
+    /// `net_ticktime` without ticks) is reported as `ConnectionLost`, before
+    /// anything was sent.
+    pub fn check_idle(&mut self, waiter: &mut dyn Wait) -> Result<()> {
+        loop {
+            match self.stream.peek(&mut [0u8; 1]) {
+                Ok(0) => {
+                    return Err(Error::ConnectionLost {
+                        node: self.node.clone(),
+                        reason: "closed by the peer while idle".into(),
+                    });
+                }
+                // A frame has started arriving; the peer writes frames whole.
+                Ok(_) => {
+                    self.next_frame(waiter, Instant::now() + IDLE_FRAME_GRACE)?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(Error::ConnectionLost {
+                        node: self.node.clone(),
+                        reason: e.to_string(),
+                    })
+                }
             }
-            let mut body = vec![0u8; len];
-            io::read_exact(
-                &mut self.stream,
-                &mut body,
-                waiter,
-                deadline,
-                &self.node,
-                "waiting for",
-            )?;
-            return self.parse(&body);
         }
     }
 

@@ -13,6 +13,7 @@ pub mod flags;
 mod handshake;
 mod io;
 mod name;
+mod server;
 mod wait;
 
 pub use call::{Class, Outcome};
