@@ -51,11 +51,26 @@ pub fn short_host() -> String {
 
 impl ErlNode {
     /// Starts `erl -sname <unique> -setcookie <random>` with `extra` arguments
-    /// and waits until EPMD lists it. Panics with the reason if it does not
-    /// come up within 30 seconds.
+    /// and waits until every `-eval` in `extra` has run and EPMD lists the
+    /// node. Panics with the reason if it does not come up within 30 seconds.
     pub fn start(prefix: &str, extra: &[&str]) -> ErlNode {
-        let alive = unique(prefix);
-        let cookie = unique("cookie");
+        Self::start_as(unique(prefix), unique("cookie"), extra)
+    }
+
+    /// Kills the node and starts it again under the same name and cookie,
+    /// as an operator restarting a service would.
+    pub fn restart(&mut self) {
+        self.kill();
+        let fresh = Self::start_as(self.alive.clone(), self.cookie.clone(), &[]);
+        // The old process is already reaped; dropping it again is harmless.
+        *self = fresh;
+    }
+
+    fn start_as(alive: String, cookie: String, extra: &[&str]) -> ErlNode {
+        // A last -eval marks the node ready: -eval expressions run in order,
+        // after the node has registered with EPMD.
+        let ready = std::env::temp_dir().join(format!("{alive}.ready"));
+        let mark_ready = format!("ok = file:write_file(\"{}\", <<>>)", ready.display());
         let child = Command::new("erl")
             .args([
                 "-sname",
@@ -66,6 +81,7 @@ impl ErlNode {
                 "-noinput",
             ])
             .args(extra)
+            .args(["-eval", &mark_ready])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -78,22 +94,23 @@ impl ErlNode {
             cookie,
             child,
         };
-        node.wait_registered();
+        node.wait_ready(&ready);
+        let _ = std::fs::remove_file(&ready);
         node
     }
 
-    fn wait_registered(&mut self) {
+    fn wait_ready(&mut self, ready: &std::path::Path) {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().expect("child status") {
                 panic!("erl node {} exited during start-up: {status}", self.name);
             }
-            if epmd_names().iter().any(|n| n == &self.alive) {
+            if ready.exists() && epmd_names().iter().any(|n| n == &self.alive) {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "erl node {} not registered with EPMD after {START_TIMEOUT:?}",
+                "erl node {} not ready and registered with EPMD after {START_TIMEOUT:?}",
                 self.name
             );
             std::thread::sleep(Duration::from_millis(50));

@@ -13,6 +13,7 @@ pub mod flags;
 mod handshake;
 mod io;
 mod name;
+mod nodes;
 mod server;
 mod wait;
 
@@ -21,4 +22,5 @@ pub use connection::{control, Connection, LocalNode, Received};
 pub use error::{Error, Result};
 pub use handshake::Peer;
 pub use name::{NodeName, MAX_NODE_NAME};
+pub use nodes::{ConnectionInfo, Nodes, Target};
 pub use wait::{Interest, Interrupted, PollWait, Wait};

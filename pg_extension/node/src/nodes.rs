@@ -1,0 +1,285 @@
+//! The connections one backend holds, one per node, with their statistics;
+//! a connection the peer dropped while idle is re-established before a
+//! request is sent, and a request that may have run is never sent twice.
+
+use std::collections::BTreeMap;
+use std::time::{Instant, SystemTime};
+
+use erlang_cnode_codec::Term;
+
+use crate::call::Outcome;
+use crate::connection::{Connection, LocalNode};
+use crate::name::NodeName;
+use crate::wait::Wait;
+use crate::{Error, Result};
+
+/// One live connection as `erlang_connections()` shows it. Never the cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The remote node.
+    pub node: String,
+    /// This backend's node name.
+    pub local_node: String,
+    /// When the current connection was set up.
+    pub connected_since: SystemTime,
+    /// When it last carried a request.
+    pub last_used: SystemTime,
+    /// Requests sent on it.
+    pub calls: u64,
+    /// Requests that failed or raised.
+    pub errors: u64,
+}
+
+struct Entry {
+    connection: Connection,
+    cookie: String,
+    connected_since: SystemTime,
+    last_used: SystemTime,
+    calls: u64,
+    errors: u64,
+}
+
+/// Which node a request is for, and where its cookie comes from when a
+/// connection must be made (the configured cookie, read only when needed).
+pub struct Target<'a> {
+    /// The node.
+    pub node: &'a NodeName,
+    /// Gives the cookie for a first connection.
+    pub cookie: &'a dyn Fn() -> Result<String>,
+}
+
+/// This backend's node and its connections.
+pub struct Nodes {
+    local: LocalNode,
+    entries: BTreeMap<String, Entry>,
+    max_message_size: usize,
+}
+
+impl std::fmt::Debug for Nodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Entries hold cookies: show only node names.
+        f.debug_struct("Nodes")
+            .field("local", &self.local.name())
+            .field("nodes", &self.entries.keys())
+            .finish()
+    }
+}
+
+impl Nodes {
+    /// A node with no connections yet.
+    pub fn new(local: LocalNode) -> Nodes {
+        Nodes {
+            local,
+            entries: BTreeMap::new(),
+            max_message_size: 64 << 20,
+        }
+    }
+
+    /// This backend's node name.
+    pub fn local_name(&self) -> &str {
+        self.local.name()
+    }
+
+    /// Refuse incoming messages larger than `bytes` on every connection.
+    pub fn set_max_message_size(&mut self, bytes: usize) {
+        self.max_message_size = bytes;
+        for entry in self.entries.values_mut() {
+            entry.connection.set_max_message_size(bytes);
+        }
+    }
+
+    /// Connects to `node` with `cookie`, replacing any connection it had.
+    pub fn connect(
+        &mut self,
+        node: &NodeName,
+        cookie: &str,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<()> {
+        self.entries.remove(&node.to_string());
+        let mut connection = Connection::open(node, &self.local, cookie, waiter, deadline)?;
+        connection.set_max_message_size(self.max_message_size);
+        let now = SystemTime::now();
+        let entry = Entry {
+            connection,
+            cookie: cookie.to_owned(),
+            connected_since: now,
+            last_used: now,
+            calls: 0,
+            errors: 0,
+        };
+        self.entries.insert(node.to_string(), entry);
+        Ok(())
+    }
+
+    /// Drops the connection to `node`; whether there was one.
+    pub fn disconnect(&mut self, node: &NodeName) -> bool {
+        self.entries.remove(&node.to_string()).is_some()
+    }
+
+    /// Every live connection, by node name.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        self.entries
+            .iter()
+            .map(|(node, e)| ConnectionInfo {
+                node: node.clone(),
+                local_node: self.local.name().to_owned(),
+                connected_since: e.connected_since,
+                last_used: e.last_used,
+                calls: e.calls,
+                errors: e.errors,
+            })
+            .collect()
+    }
+
+    /// A connection to `node` that is known to be open: an existing one that
+    /// is still alive, one re-established with its cookie if the peer
+    /// dropped it while idle, or a new one with `cookie` (asked for only
+    /// when there is none, so a configured cookie is read only when needed).
+    fn ready(
+        &mut self,
+        target: &Target<'_>,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<&mut Entry> {
+        let (node, key) = (target.node, target.node.to_string());
+        let reconnect_with = match self.entries.get_mut(&key) {
+            Some(entry) => match entry.connection.check_idle(waiter) {
+                Ok(()) => None,
+                Err(Error::ConnectionLost { .. }) => Some(entry.cookie.clone()),
+                Err(e) => return Err(e),
+            },
+            None => Some((target.cookie)()?),
+        };
+        if let Some(cookie) = reconnect_with {
+            self.connect(node, &cookie, waiter, deadline)?;
+        }
+        Ok(self.entries.get_mut(&key).expect("connected above"))
+    }
+
+    /// Runs one request on a ready connection, keeping statistics. A
+    /// connection whose request failed (lost, timed out or interrupted
+    /// midway) may hold half a frame, so it is dropped: the next request
+    /// connects afresh, and this one is never re-sent.
+    fn request<T>(
+        &mut self,
+        target: &Target<'_>,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+        run: impl FnOnce(&mut Connection, &mut LocalNode, &mut dyn Wait) -> Result<T>,
+        failed: impl Fn(&T) -> bool,
+    ) -> Result<T> {
+        self.ready(target, waiter, deadline)?;
+        let key = target.node.to_string();
+        let entry = self.entries.get_mut(&key).expect("ready");
+        entry.calls += 1;
+        entry.last_used = SystemTime::now();
+        match run(&mut entry.connection, &mut self.local, waiter) {
+            Ok(value) => {
+                if failed(&value) {
+                    entry.errors += 1;
+                }
+                Ok(value)
+            }
+            Err(e) => {
+                self.entries.remove(&key);
+                Err(e)
+            }
+        }
+    }
+
+    /// `module:function(args…)` on `node` (see [`Connection::call`]).
+    pub fn call(
+        &mut self,
+        target: &Target<'_>,
+        module: &str,
+        function: &str,
+        args: Vec<Term<'_>>,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<Outcome> {
+        self.request(
+            target,
+            waiter,
+            deadline,
+            |c, local, w| c.call(local, module, function, args, w, deadline),
+            |o| matches!(o, Outcome::Exception { .. }),
+        )
+    }
+
+    /// `gen_server:call` on `node` (see [`Connection::gen_call`]).
+    pub fn gen_call(
+        &mut self,
+        target: &Target<'_>,
+        server: &Term<'_>,
+        request: &Term<'_>,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<Outcome> {
+        self.request(
+            target,
+            waiter,
+            deadline,
+            |c, local, w| c.gen_call(local, server, request, w, deadline),
+            |o| matches!(o, Outcome::Exception { .. }),
+        )
+    }
+
+    /// Sends `message` to a registered name or pid on `node`.
+    pub fn send(
+        &mut self,
+        target: &Target<'_>,
+        to: &Term<'_>,
+        message: &Term<'_>,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<()> {
+        self.request(
+            target,
+            waiter,
+            deadline,
+            |c, local, w| c.send_to(local, to, message, w, deadline),
+            |_| false,
+        )
+    }
+
+    /// Runs `module:function(args…)` on `node` without waiting.
+    pub fn cast(
+        &mut self,
+        target: &Target<'_>,
+        module: &str,
+        function: &str,
+        args: Vec<Term<'_>>,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<()> {
+        self.request(
+            target,
+            waiter,
+            deadline,
+            |c, local, w| c.cast(local, module, function, args, w, deadline),
+            |_| false,
+        )
+    }
+
+    /// Pings `node`: `Ok(false)` when it cannot be reached or refuses us.
+    pub fn ping(
+        &mut self,
+        target: &Target<'_>,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<bool> {
+        let pinged = self.request(
+            target,
+            waiter,
+            deadline,
+            |c, local, w| c.ping(local, w, deadline),
+            |ok| !ok,
+        );
+        match pinged {
+            Ok(answer) => Ok(answer),
+            Err(Error::Interrupted { node }) => Err(Error::Interrupted { node }),
+            Err(_) => Ok(false),
+        }
+    }
+}
