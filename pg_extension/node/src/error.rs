@@ -93,6 +93,14 @@ pub enum Error {
         /// What was wrong.
         what: String,
     },
+    /// The cookie file is missing, unsafe or malformed.
+    #[error("cookie file {path}: {problem}")]
+    CookieFile {
+        /// The file.
+        path: String,
+        /// What is wrong (never its contents).
+        problem: &'static str,
+    },
     /// A message was larger than the configured maximum.
     #[error("message from node {node} is {size} bytes, over the limit of {limit}")]
     TooLarge {

@@ -7,6 +7,7 @@
 
 mod call;
 mod connection;
+mod cookie;
 pub mod epmd;
 mod error;
 pub mod flags;
@@ -19,6 +20,7 @@ mod wait;
 
 pub use call::{Class, Outcome};
 pub use connection::{control, Connection, LocalNode, Received};
+pub use cookie::{read_cookie_file, MAX_COOKIE};
 pub use error::{Error, Result};
 pub use handshake::Peer;
 pub use name::{NodeName, MAX_NODE_NAME};
