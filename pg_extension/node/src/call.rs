@@ -68,28 +68,24 @@ impl Connection {
         waiter: &mut dyn Wait,
         deadline: Instant,
     ) -> Result<Outcome> {
-        let pid = local.pid();
         let request_id = local.make_ref();
         let result_tag = local.make_ref();
-        let control = Term::Tuple(vec![
-            Term::Int(SPAWN_REQUEST),
-            request_id.clone(),
-            pid.clone(),
-            pid.clone(), // group leader: output comes to us
-            Term::Tuple(vec![
-                Term::atom("erpc"),
-                Term::atom("execute_call"),
-                Term::Int(4),
-            ]),
-            Term::List(vec![Term::atom("monitor")]),
-        ]);
-        let call_args = Term::List(vec![
+        let args = vec![
             result_tag.clone(),
             Term::atom(module.to_owned()),
             Term::atom(function.to_owned()),
             Term::List(args),
-        ]);
-        self.send(&control, Some(&call_args), waiter, deadline)?;
+        ];
+        let monitor = vec![Term::atom("monitor")];
+        self.spawn_request(
+            local,
+            request_id.clone(),
+            "execute_call",
+            args,
+            monitor,
+            waiter,
+            deadline,
+        )?;
 
         loop {
             let received = self.recv(waiter, deadline)?;
@@ -133,6 +129,36 @@ impl Connection {
                 _ => {}
             }
         }
+    }
+
+    /// Sends a `SPAWN_REQUEST` that runs `erpc:<function>(args…)` with our
+    /// pid as parent and group leader (so output comes to us).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn spawn_request(
+        &mut self,
+        local: &LocalNode,
+        request_id: Term<'static>,
+        function: &'static str,
+        args: Vec<Term<'_>>,
+        options: Vec<Term<'static>>,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<()> {
+        let pid = local.pid();
+        let arity = args.len() as i64;
+        let control = Term::Tuple(vec![
+            Term::Int(SPAWN_REQUEST),
+            request_id,
+            pid.clone(),
+            pid,
+            Term::Tuple(vec![
+                Term::atom("erpc"),
+                Term::atom(function),
+                Term::Int(arity),
+            ]),
+            Term::List(options),
+        ]);
+        self.send(&control, Some(&Term::List(args)), waiter, deadline)
     }
 
     /// Acknowledges `{io_request, From, ReplyAs, Request}` so that a function

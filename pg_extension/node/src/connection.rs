@@ -323,37 +323,17 @@ impl Connection {
     }
 
     /// Asks the peer's `net_kernel` whether it accepts this node, as
-    /// `net_adm:ping/1` does; `true` on `yes`.
+    /// `net_adm:ping/1` does: a `gen_server` call of `{is_auth, Node}`;
+    /// `true` on `yes`.
     pub fn ping(
         &mut self,
         local: &mut LocalNode,
         waiter: &mut dyn Wait,
         deadline: Instant,
     ) -> Result<bool> {
-        let pid = local.pid();
-        let reference = local.make_ref();
-        let control = Term::Tuple(vec![
-            Term::Int(control::REG_SEND),
-            pid.clone(),
-            Term::atom(""),
-            Term::atom("net_kernel"),
-        ]);
-        let request = Term::Tuple(vec![
-            Term::atom("$gen_call"),
-            Term::Tuple(vec![pid, reference.clone()]),
-            Term::Tuple(vec![Term::atom("is_auth"), Term::atom(local.name.clone())]),
-        ]);
-        self.send(&control, Some(&request), waiter, deadline)?;
-        loop {
-            let received = self.recv(waiter, deadline)?;
-            // A reply is {Ref, Answer}; anything else is not ours and is dropped.
-            if let Some(Term::Tuple(items)) = &received.message {
-                if let [r, answer] = items.as_slice() {
-                    if *r == reference {
-                        return Ok(*answer == Term::atom("yes"));
-                    }
-                }
-            }
-        }
+        let request = Term::Tuple(vec![Term::atom("is_auth"), Term::atom(local.name.clone())]);
+        let outcome =
+            self.gen_call(local, &Term::atom("net_kernel"), &request, waiter, deadline)?;
+        Ok(outcome == crate::call::Outcome::Return(Term::atom("yes")))
     }
 }

@@ -6,7 +6,7 @@ use erlang_cnode_codec::Term;
 
 use crate::call::{Class, Outcome};
 use crate::connection::control::{
-    self, DEMONITOR_P, MONITOR_P, MONITOR_P_EXIT, PAYLOAD_MONITOR_P_EXIT, SPAWN_REQUEST,
+    self, DEMONITOR_P, MONITOR_P, MONITOR_P_EXIT, PAYLOAD_MONITOR_P_EXIT,
 };
 use crate::connection::{Connection, LocalNode};
 use crate::wait::Wait;
@@ -53,26 +53,22 @@ impl Connection {
         waiter: &mut dyn Wait,
         deadline: Instant,
     ) -> Result<()> {
-        let pid = local.pid();
-        let control = Term::Tuple(vec![
-            Term::Int(SPAWN_REQUEST),
-            local.make_ref(),
-            pid.clone(),
-            pid,
-            Term::Tuple(vec![
-                Term::atom("erpc"),
-                Term::atom("execute_cast"),
-                Term::Int(3),
-            ]),
-            Term::List(vec![]),
-        ]);
-        let cast_args = Term::List(vec![
+        let args = vec![
             Term::atom(module.to_owned()),
             Term::atom(function.to_owned()),
             Term::List(args),
-        ]);
+        ];
         // The spawn reply comes later and is dropped as a stray.
-        self.send(&control, Some(&cast_args), waiter, deadline)
+        let request_id = local.make_ref();
+        self.spawn_request(
+            local,
+            request_id,
+            "execute_cast",
+            args,
+            Vec::new(),
+            waiter,
+            deadline,
+        )
     }
 
     /// `gen_server:call/3` semantics: the server is monitored first, so an
