@@ -8,7 +8,7 @@ use std::time::Instant;
 use erlang_cnode_codec::Term;
 
 use crate::connection::control::{
-    self, MONITOR_P_EXIT, PAYLOAD_MONITOR_P_EXIT, SPAWN_REPLY, SPAWN_REQUEST,
+    MONITOR_P_EXIT, PAYLOAD_MONITOR_P_EXIT, SPAWN_REPLY, SPAWN_REQUEST,
 };
 use crate::connection::{Connection, LocalNode};
 use crate::wait::Wait;
@@ -115,17 +115,6 @@ impl Connection {
                     let reason = received.message.unwrap_or_else(|| Term::atom("undefined"));
                     return Ok(outcome(reason, &result_tag));
                 }
-                (
-                    control::SEND
-                    | control::SEND_SENDER
-                    | control::SEND_TT
-                    | control::SEND_SENDER_TT,
-                    _,
-                ) => {
-                    if let Some(message) = &received.message {
-                        self.answer_io_request(message, waiter, deadline)?;
-                    }
-                }
                 _ => {}
             }
         }
@@ -159,34 +148,6 @@ impl Connection {
             Term::List(options),
         ]);
         self.send(&control, Some(&Term::List(args)), waiter, deadline)
-    }
-
-    /// Acknowledges `{io_request, From, ReplyAs, Request}` so that a function
-    /// that prints does not wait forever for its group leader.
-    fn answer_io_request(
-        &mut self,
-        message: &Term<'_>,
-        waiter: &mut dyn Wait,
-        deadline: Instant,
-    ) -> Result<()> {
-        let Term::Tuple(items) = message else {
-            return Ok(());
-        };
-        let [Term::Atom(tag), from @ Term::Pid(_), reply_as, request] = items.as_slice() else {
-            return Ok(());
-        };
-        if tag != "io_request" {
-            return Ok(());
-        }
-        let is_output = matches!(request, Term::Tuple(r) if matches!(r.first(), Some(Term::Atom(a)) if a == "put_chars"));
-        let answer = if is_output {
-            Term::atom("ok")
-        } else {
-            Term::Tuple(vec![Term::atom("error"), Term::atom("enotsup")])
-        };
-        let control = Term::Tuple(vec![Term::Int(control::SEND), Term::atom(""), from.clone()]);
-        let reply = Term::Tuple(vec![Term::atom("io_reply"), reply_as.clone(), answer]);
-        self.send(&control, Some(&reply), waiter, deadline)
     }
 }
 

@@ -2,6 +2,7 @@
 //! ("Protocol between Connected Nodes" in `erl_dist_protocol`).
 
 use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use erlang_cnode_codec::{etf, Pid, Reference, Term};
@@ -10,7 +11,7 @@ use crate::epmd;
 use crate::handshake::{handshake, Peer};
 use crate::io::{self, ConnectError};
 use crate::name::NodeName;
-use crate::wait::Wait;
+use crate::wait::{Interest, Wait};
 use crate::{Error, Result};
 
 /// How long the rest of a frame may take once its first byte is in.
@@ -118,6 +119,9 @@ pub struct Connection {
     node: String,
     peer: Peer,
     max_message_size: usize,
+    /// An operation stopped in the middle of a frame: the stream is out of
+    /// step and the connection must not be used again.
+    broken: bool,
 }
 
 impl Connection {
@@ -153,6 +157,7 @@ impl Connection {
             node: name,
             peer,
             max_message_size: 64 << 20,
+            broken: false,
         })
     }
 
@@ -169,6 +174,43 @@ impl Connection {
     /// The node's name as the caller gave it.
     pub fn node_name(&self) -> &str {
         &self.node
+    }
+
+    /// Whether an earlier operation stopped in the middle of a frame, so
+    /// that the connection can only be replaced.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    fn usable(&self) -> Result<()> {
+        if self.broken {
+            return Err(Error::ConnectionLost {
+                node: self.node.clone(),
+                reason: "an earlier operation was cut off in the middle of a frame".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes one whole frame; a failure part-way breaks the connection.
+    fn write_frame(
+        &mut self,
+        frame: &[u8],
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<()> {
+        self.usable()?;
+        self.broken = true;
+        io::write_all(
+            &mut self.stream,
+            frame,
+            waiter,
+            deadline,
+            &self.node,
+            "sending to",
+        )?;
+        self.broken = false;
+        Ok(())
     }
 
     /// Sends a control message and optional payload.
@@ -194,30 +236,19 @@ impl Connection {
             limit: u32::MAX as usize,
         })?;
         frame[..4].copy_from_slice(&len.to_be_bytes());
-        io::write_all(
-            &mut self.stream,
-            &frame,
-            waiter,
-            deadline,
-            &self.node,
-            "sending to",
-        )
+        self.write_frame(&frame, waiter, deadline)
     }
 
     /// Sends a tick (an empty frame), which keeps the peer from dropping an
     /// idle connection.
     pub fn tick(&mut self, waiter: &mut dyn Wait, deadline: Instant) -> Result<()> {
-        io::write_all(
-            &mut self.stream,
-            &[0, 0, 0, 0],
-            waiter,
-            deadline,
-            &self.node,
-            "sending to",
-        )
+        self.write_frame(&[0, 0, 0, 0], waiter, deadline)
     }
 
-    /// Receives the next message, answering ticks while it waits.
+    /// Receives the next message for the caller. Ticks are answered and
+    /// output requests from processes whose group leader we are are
+    /// acknowledged on the way. The deadline and the waiter's interruption
+    /// are checked before every frame, even when frames keep arriving.
     pub fn recv(&mut self, waiter: &mut dyn Wait, deadline: Instant) -> Result<Received> {
         loop {
             if let Some(received) = self.next_frame(waiter, deadline)? {
@@ -226,8 +257,57 @@ impl Connection {
         }
     }
 
-    /// Reads one frame: `None` for a tick (answered at once).
+    /// Waits until a frame starts arriving, consuming nothing.
+    fn await_frame(&mut self, waiter: &mut dyn Wait, deadline: Instant) -> Result<()> {
+        let fd = self.stream.as_raw_fd();
+        let timeout = || Error::Timeout {
+            node: self.node.clone(),
+            during: "waiting for",
+        };
+        let interrupted = || Error::Interrupted {
+            node: self.node.clone(),
+        };
+        if Instant::now() >= deadline {
+            return Err(timeout());
+        }
+        // Let the host see a cancel even while data keeps arriving.
+        if waiter.wait(fd, Interest::Read, Instant::now()).is_err() {
+            return Err(interrupted());
+        }
+        loop {
+            match self.stream.peek(&mut [0u8; 1]) {
+                Ok(0) => {
+                    return Err(Error::ConnectionLost {
+                        node: self.node.clone(),
+                        reason: "closed by the peer".into(),
+                    });
+                }
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    match waiter.wait(fd, Interest::Read, deadline) {
+                        Ok(true) => {}
+                        Ok(false) => return Err(timeout()),
+                        Err(_) => return Err(interrupted()),
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(Error::ConnectionLost {
+                        node: self.node.clone(),
+                        reason: e.to_string(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Reads one frame: `None` for a tick or an output request, each
+    /// answered at once. Once a frame has started, a failure to read all of
+    /// it breaks the connection.
     fn next_frame(&mut self, waiter: &mut dyn Wait, deadline: Instant) -> Result<Option<Received>> {
+        self.usable()?;
+        self.await_frame(waiter, deadline)?;
+        self.broken = true;
         let mut len = [0u8; 4];
         io::read_exact(
             &mut self.stream,
@@ -238,10 +318,6 @@ impl Connection {
             "waiting for",
         )?;
         let len = u32::from_be_bytes(len) as usize;
-        if len == 0 {
-            self.tick(waiter, deadline)?;
-            return Ok(None);
-        }
         if len > self.max_message_size {
             return Err(Error::TooLarge {
                 node: self.node.clone(),
@@ -258,16 +334,63 @@ impl Connection {
             &self.node,
             "waiting for",
         )?;
-        self.parse(&body).map(Some)
+        self.broken = false;
+        if len == 0 {
+            self.tick(waiter, deadline)?;
+            return Ok(None);
+        }
+        let received = self.parse(&body)?;
+        if self.answer_io_request(&received, waiter, deadline)? {
+            return Ok(None);
+        }
+        Ok(Some(received))
+    }
+
+    /// Acknowledges `{io_request, From, ReplyAs, Request}` sent to us as a
+    /// group leader, so that a function that prints does not wait forever;
+    /// whether `received` was one.
+    fn answer_io_request(
+        &mut self,
+        received: &Received,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<bool> {
+        let (Term::Tuple(control), Some(Term::Tuple(items))) =
+            (&received.control, &received.message)
+        else {
+            return Ok(false);
+        };
+        if !matches!(control.first(), Some(Term::Int(tag)) if control::is_send(*tag)) {
+            return Ok(false);
+        }
+        let [Term::Atom(tag), from @ Term::Pid(_), reply_as, request] = items.as_slice() else {
+            return Ok(false);
+        };
+        if tag != "io_request" {
+            return Ok(false);
+        }
+        let is_output = matches!(request, Term::Tuple(r) if matches!(r.first(), Some(Term::Atom(a)) if a == "put_chars"));
+        let answer = if is_output {
+            Term::atom("ok")
+        } else {
+            Term::Tuple(vec![Term::atom("error"), Term::atom("enotsup")])
+        };
+        let control = Term::Tuple(vec![Term::Int(control::SEND), Term::atom(""), from.clone()]);
+        let reply = Term::Tuple(vec![Term::atom("io_reply"), reply_as.clone(), answer]);
+        self.send(&control, Some(&reply), waiter, deadline)?;
+        Ok(true)
     }
 
     /// Checks, without waiting, that the peer has not closed the connection
-    /// while it sat idle, answering pending ticks and dropping stray
-    /// messages (late replies to calls that timed out). Call it before
-    /// sending a request: a connection the peer dropped (for instance after
-    /// `net_ticktime` without ticks) is reported as `ConnectionLost`, before
-    /// anything was sent.
+    /// while it sat idle, answering pending ticks and output requests and
+    /// dropping stray messages (late replies to calls that timed out, even
+    /// ones that do not decode). Call it before sending a request: a
+    /// connection the peer dropped (for instance after `net_ticktime`
+    /// without ticks) is reported as `ConnectionLost` before anything was
+    /// sent. It drains for at most a second, however much keeps arriving.
     pub fn check_idle(&mut self, waiter: &mut dyn Wait) -> Result<()> {
+        self.usable()?;
+        let deadline = Instant::now() + IDLE_FRAME_GRACE;
         loop {
             match self.stream.peek(&mut [0u8; 1]) {
                 Ok(0) => {
@@ -276,10 +399,12 @@ impl Connection {
                         reason: "closed by the peer while idle".into(),
                     });
                 }
-                // A frame has started arriving; the peer writes frames whole.
-                Ok(_) => {
-                    self.next_frame(waiter, Instant::now() + IDLE_FRAME_GRACE)?;
-                }
+                Ok(_) => match self.next_frame(waiter, deadline) {
+                    Ok(_) | Err(Error::Protocol { .. }) => {}
+                    // Out of time between frames: the connection is sound.
+                    Err(Error::Timeout { .. }) if !self.broken => return Ok(()),
+                    Err(e) => return Err(e),
+                },
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {

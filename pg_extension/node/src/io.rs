@@ -50,17 +50,25 @@ pub(crate) fn connect(
         Err(e)
             if e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == ErrorKind::WouldBlock =>
         {
-            wait_for(
-                waiter,
-                socket.as_raw_fd(),
-                Interest::Write,
-                deadline,
-                node,
-                during,
-            )
-            .map_err(ConnectError::Wait)?;
-            if let Some(e) = socket.take_error().map_err(ConnectError::Io)? {
-                return Err(ConnectError::Io(e));
+            // A waiter may wake early: wait until the connect has finished.
+            loop {
+                wait_for(
+                    waiter,
+                    socket.as_raw_fd(),
+                    Interest::Write,
+                    deadline,
+                    node,
+                    during,
+                )
+                .map_err(ConnectError::Wait)?;
+                if let Some(e) = socket.take_error().map_err(ConnectError::Io)? {
+                    return Err(ConnectError::Io(e));
+                }
+                match socket.peer_addr() {
+                    Ok(_) => break,
+                    Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {}
+                    Err(e) => return Err(ConnectError::Io(e)),
+                }
             }
         }
         Err(e) => return Err(ConnectError::Io(e)),

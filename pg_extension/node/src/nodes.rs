@@ -144,10 +144,15 @@ impl Nodes {
     ) -> Result<&mut Entry> {
         let (node, key) = (target.node, target.node.to_string());
         let reconnect_with = match self.entries.get_mut(&key) {
+            Some(entry) if entry.connection.is_broken() => Some(entry.cookie.clone()),
             Some(entry) => match entry.connection.check_idle(waiter) {
                 Ok(()) => None,
                 Err(Error::ConnectionLost { .. }) => Some(entry.cookie.clone()),
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // Whatever failed may have left half a frame behind.
+                    self.entries.remove(&key);
+                    return Err(e);
+                }
             },
             None => Some((target.cookie)()?),
         };

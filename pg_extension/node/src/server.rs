@@ -114,7 +114,9 @@ impl Connection {
                 {
                     let demonitor =
                         Term::Tuple(vec![Term::Int(DEMONITOR_P), pid, server.clone(), monitor]);
-                    self.send(&demonitor, None, waiter, deadline)?;
+                    // The reply stands even if this fails; a failed send
+                    // marks the connection broken for the next request.
+                    let _ = self.send(&demonitor, None, waiter, deadline);
                     return Ok(Outcome::Return(reply[1].clone()));
                 }
                 (Some(Term::Int(MONITOR_P_EXIT)), [_, _, _, r, reason], _) if *r == monitor => {

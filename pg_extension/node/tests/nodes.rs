@@ -169,3 +169,34 @@ fn ping_answers_false_for_an_unknown_node() {
         )
         .unwrap());
 }
+
+#[test]
+fn a_connection_left_mid_frame_is_replaced_not_reused() {
+    let node = ErlNode::start("midframe", &[]);
+    let mut nodes = nodes();
+    nodes.set_max_message_size(1000);
+    nodes
+        .connect(&name(&node), &node.cookie, &mut PollWait, soon())
+        .unwrap();
+    let target = Target {
+        node: &name(&node),
+        cookie: &no_configured_cookie,
+    };
+    let big = vec![Term::binary(b"x".to_vec()), Term::Int(5000)];
+    let err = nodes
+        .call(&target, "binary", "copy", big, &mut PollWait, soon())
+        .unwrap_err();
+    assert!(matches!(err, Error::TooLarge { .. }), "{err:?}");
+    assert!(nodes.connections().is_empty());
+    // The next request connects afresh (with the configured cookie) and works.
+    let cookie = node.cookie.clone();
+    let configured = move || Ok(cookie.clone());
+    let target = Target {
+        node: &name(&node),
+        cookie: &configured,
+    };
+    let answer = nodes
+        .call(&target, "erlang", "node", vec![], &mut PollWait, soon())
+        .unwrap();
+    assert_eq!(answer, Outcome::Return(Term::atom(node.name.clone())));
+}

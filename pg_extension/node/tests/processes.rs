@@ -194,3 +194,131 @@ fn an_idle_check_drops_strays_and_notices_a_closed_peer() {
     let err = s.connection.check_idle(&mut PollWait).unwrap_err();
     assert!(matches!(err, Error::ConnectionLost { .. }), "{err:?}");
 }
+
+/// A waiter that reports an interruption, as a cancelled query does.
+struct Cancelled;
+
+impl erlang_cnode_node::Wait for Cancelled {
+    fn wait(
+        &mut self,
+        _: std::os::fd::RawFd,
+        _: erlang_cnode_node::Interest,
+        _: Instant,
+    ) -> std::result::Result<bool, erlang_cnode_node::Interrupted> {
+        Err(erlang_cnode_node::Interrupted)
+    }
+}
+
+#[test]
+fn a_cancel_is_seen_even_while_messages_keep_arriving() {
+    let mut s = session();
+    // Fifty messages to us are queued before the call's own reply.
+    let me = s.local.pid();
+    for _ in 0..50 {
+        s.connection
+            .cast(
+                &mut s.local,
+                "erlang",
+                "send",
+                vec![me.clone(), Term::atom("noise")],
+                &mut PollWait,
+                soon(),
+            )
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let err = s
+        .connection
+        .call(
+            &mut s.local,
+            "erlang",
+            "node",
+            vec![],
+            &mut Cancelled,
+            soon(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Interrupted { .. }), "{err:?}");
+    // And a deadline that has passed is a timeout, not a wait for the queue to drain.
+    let mut s = session();
+    let err = s
+        .connection
+        .call(
+            &mut s.local,
+            "erlang",
+            "node",
+            vec![],
+            &mut PollWait,
+            Instant::now(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+}
+
+#[test]
+fn a_frame_cut_off_midway_breaks_only_that_connection() {
+    let mut s = session();
+    s.connection.set_max_message_size(1000);
+    let big = vec![json::parse(r#""x""#).unwrap().into_owned(), Term::Int(5000)];
+    let err = s
+        .connection
+        .call(&mut s.local, "binary", "copy", big, &mut PollWait, soon())
+        .unwrap_err();
+    assert!(matches!(err, Error::TooLarge { .. }), "{err:?}");
+    assert!(s.connection.is_broken());
+    // Nothing more is read from a stream that is out of step.
+    let err = s
+        .connection
+        .call(
+            &mut s.local,
+            "erlang",
+            "node",
+            vec![],
+            &mut PollWait,
+            soon(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::ConnectionLost { .. }), "{err:?}");
+}
+
+#[test]
+fn output_of_a_cast_is_acknowledged_while_idle() {
+    let mut s = session();
+    let count = |s: &mut Session| match s.call(
+        "erlang",
+        "system_info",
+        vec![Term::atom("process_count")],
+    ) {
+        Term::Int(n) => n,
+        other => panic!("{other:?}"),
+    };
+    let before = count(&mut s);
+    let args = || {
+        vec![
+            json::parse(r#""cast output~n""#).unwrap().into_owned(),
+            Term::List(vec![]),
+        ]
+    };
+    for _ in 0..5 {
+        s.connection
+            .cast(&mut s.local, "io", "format", args(), &mut PollWait, soon())
+            .unwrap();
+    }
+    // The casts' output requests reach us while we sit idle, and the idle
+    // check is what reads them: it must answer them, not drop them (a
+    // dropped request leaves its process waiting forever).
+    std::thread::sleep(Duration::from_millis(300));
+    s.connection.check_idle(&mut PollWait).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = count(&mut s);
+        if now <= before {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            Instant::now() < deadline,
+            "{now} processes, {before} before the casts: casts stuck on output"
+        );
+    }
+}
