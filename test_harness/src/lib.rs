@@ -9,6 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The host of long-named nodes: an address every machine has.
+const LONG_HOST: &str = "127.0.0.1";
+
 /// How long a node may take to start before the harness gives up.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -21,6 +24,7 @@ pub struct ErlNode {
     pub alive: String,
     /// The node's cookie (random per node).
     pub cookie: String,
+    long_host: Option<&'static str>,
     child: Child,
 }
 
@@ -54,27 +58,47 @@ impl ErlNode {
     /// and waits until every `-eval` in `extra` has run and EPMD lists the
     /// node. Panics with the reason if it does not come up within 30 seconds.
     pub fn start(prefix: &str, extra: &[&str]) -> ErlNode {
-        Self::start_as(unique(prefix), unique("cookie"), extra)
+        Self::start_as(unique(prefix), unique("cookie"), None, extra)
+    }
+
+    /// Like [`ErlNode::start`], but with a long name (`erl -name
+    /// <unique>@127.0.0.1`), as clusters using fully qualified names run.
+    pub fn start_long(prefix: &str, extra: &[&str]) -> ErlNode {
+        Self::start_as(unique(prefix), unique("cookie"), Some(LONG_HOST), extra)
     }
 
     /// Kills the node and starts it again under the same name and cookie,
     /// as an operator restarting a service would.
     pub fn restart(&mut self) {
         self.kill();
-        let fresh = Self::start_as(self.alive.clone(), self.cookie.clone(), &[]);
+        let fresh = Self::start_as(
+            self.alive.clone(),
+            self.cookie.clone(),
+            self.long_host,
+            &[],
+        );
         // The old process is already reaped; dropping it again is harmless.
         *self = fresh;
     }
 
-    fn start_as(alive: String, cookie: String, extra: &[&str]) -> ErlNode {
+    fn start_as(
+        alive: String,
+        cookie: String,
+        long_host: Option<&'static str>,
+        extra: &[&str],
+    ) -> ErlNode {
         // A last -eval marks the node ready: -eval expressions run in order,
         // after the node has registered with EPMD.
         let ready = std::env::temp_dir().join(format!("{alive}.ready"));
         let mark_ready = format!("ok = file:write_file(\"{}\", <<>>)", ready.display());
+        let (flag, name) = match long_host {
+            Some(host) => ("-name", format!("{alive}@{host}")),
+            None => ("-sname", format!("{alive}@{}", short_host())),
+        };
         let child = Command::new("erl")
             .args([
-                "-sname",
-                &alive,
+                flag,
+                &name,
                 "-setcookie",
                 &cookie,
                 "-noshell",
@@ -87,11 +111,11 @@ impl ErlNode {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("`erl` not found: install Erlang/OTP (scripts/setup does)");
-        let name = format!("{alive}@{}", short_host());
         let mut node = ErlNode {
             name,
             alive,
             cookie,
+            long_host,
             child,
         };
         node.wait_ready(&ready);

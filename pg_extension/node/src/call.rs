@@ -68,8 +68,8 @@ impl Connection {
         waiter: &mut dyn Wait,
         deadline: Instant,
     ) -> Result<Outcome> {
-        let request_id = local.make_ref();
-        let result_tag = local.make_ref();
+        let request_id = local.make_ref(&self.local_name);
+        let result_tag = local.make_ref(&self.local_name);
         let args = vec![
             result_tag.clone(),
             Term::atom(module.to_owned()),
@@ -133,7 +133,7 @@ impl Connection {
         waiter: &mut dyn Wait,
         deadline: Instant,
     ) -> Result<()> {
-        let pid = local.pid();
+        let pid = local.pid(&self.local_name);
         let arity = args.len() as i64;
         let control = Term::Tuple(vec![
             Term::Int(SPAWN_REQUEST),

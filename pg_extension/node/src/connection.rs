@@ -43,50 +43,97 @@ pub mod control {
 
 /// This backend as a node: its name, incarnation and the identifiers it
 /// hands out.
+///
+/// Erlang nodes run with either short names (`-sname`, host without dots)
+/// or long names (`-name`, a dotted host or an IP address), and refuse a
+/// peer whose name is of the other kind. A node made with
+/// [`LocalNode::automatic`] therefore names itself per connection: with
+/// the short host towards short-named nodes, and with the IP address of its
+/// end of the connection towards long-named ones.
 #[derive(Debug)]
 pub struct LocalNode {
-    name: String,
+    alive: String,
+    host: Host,
     creation: u32,
     refs: u32,
+}
+
+#[derive(Debug)]
+enum Host {
+    Fixed(String),
+    Automatic { short: String },
 }
 
 impl LocalNode {
     /// A hidden node named `<prefix>_<pid>_<random>@<host>` with a random
     /// non-zero creation.
     pub fn new(prefix: &str, host: &str) -> Result<LocalNode> {
+        Self::with_host(prefix, Host::Fixed(host.to_owned()))
+    }
+
+    /// A hidden node named `<prefix>_<pid>_<random>@<short_host>` towards
+    /// short-named nodes and `…@<local IP address>` towards long-named ones.
+    pub fn automatic(prefix: &str, short_host: &str) -> Result<LocalNode> {
+        Self::with_host(
+            prefix,
+            Host::Automatic {
+                short: short_host.to_owned(),
+            },
+        )
+    }
+
+    fn with_host(prefix: &str, host: Host) -> Result<LocalNode> {
         let mut random = [0u8; 8];
         getrandom::fill(&mut random).map_err(|e| Error::Protocol {
-            node: host.to_owned(),
+            node: prefix.to_owned(),
             what: format!("no randomness: {e}"),
         })?;
         let suffix = u32::from_be_bytes(random[..4].try_into().expect("4 bytes"));
         let creation = u32::from_be_bytes(random[4..].try_into().expect("4 bytes")).max(1);
-        let name = format!("{prefix}_{}_{suffix:08x}@{host}", std::process::id());
-        NodeName::parse(&name)?;
-        Ok(LocalNode {
-            name,
+        let local = LocalNode {
+            alive: format!("{prefix}_{}_{suffix:08x}", std::process::id()),
+            host,
             creation,
             refs: 0,
-        })
+        };
+        NodeName::parse(&local.name())?;
+        Ok(local)
     }
 
-    /// The full node name.
-    pub fn name(&self) -> &str {
-        &self.name
+    /// The full node name (towards short-named nodes, if automatic).
+    pub fn name(&self) -> String {
+        match &self.host {
+            Host::Fixed(host) | Host::Automatic { short: host } => {
+                format!("{}@{host}", self.alive)
+            }
+        }
     }
 
-    /// The pid replies are addressed to.
-    pub fn pid(&self) -> Term<'static> {
+    /// The name to introduce ourselves with to `peer`, over a connection
+    /// whose local end is `local_ip`.
+    fn name_towards(&self, peer: &NodeName, local_ip: std::net::IpAddr) -> Result<String> {
+        let name = match &self.host {
+            Host::Automatic { .. } if peer.is_long() => format!("{}@{local_ip}", self.alive),
+            _ => self.name(),
+        };
+        NodeName::parse(&name)?;
+        Ok(name)
+    }
+
+    /// The pid replies are addressed to, on the connection where this node
+    /// is called `name`.
+    pub fn pid(&self, name: &str) -> Term<'static> {
         Term::Pid(Box::new(Pid {
-            node: self.name.clone().into(),
+            node: name.to_owned().into(),
             id: 1,
             serial: 0,
             creation: self.creation,
         }))
     }
 
-    /// A reference unique to this node incarnation.
-    pub fn make_ref(&mut self) -> Term<'static> {
+    /// A reference unique to this node incarnation, on the connection where
+    /// this node is called `name`.
+    pub fn make_ref(&mut self, name: &str) -> Term<'static> {
         self.refs = self.refs.wrapping_add(1);
         let mut random = [0u8; 8];
         let _ = getrandom::fill(&mut random);
@@ -96,7 +143,7 @@ impl LocalNode {
             u32::from_be_bytes(random[4..].try_into().expect("4 bytes")),
         ];
         Term::Reference(Box::new(Reference {
-            node: self.name.clone().into(),
+            node: name.to_owned().into(),
             creation: self.creation,
             id,
         }))
@@ -117,6 +164,7 @@ pub struct Received {
 pub struct Connection {
     stream: TcpStream,
     node: String,
+    pub(crate) local_name: String,
     peer: Peer,
     max_message_size: usize,
     /// An operation stopped in the middle of a frame: the stream is out of
@@ -143,9 +191,17 @@ impl Connection {
             }
             Err(ConnectError::Wait(e)) => return Err(e),
         };
+        let local_ip = stream
+            .local_addr()
+            .map_err(|source| Error::ConnectFailed {
+                node: name.clone(),
+                source,
+            })?
+            .ip();
+        let local_name = local.name_towards(node, local_ip)?;
         let peer = handshake(
             &mut stream,
-            &local.name,
+            &local_name,
             local.creation,
             cookie,
             &name,
@@ -155,6 +211,7 @@ impl Connection {
         Ok(Connection {
             stream,
             node: name,
+            local_name,
             peer,
             max_message_size: 64 << 20,
             broken: false,
@@ -174,6 +231,11 @@ impl Connection {
     /// The node's name as the caller gave it.
     pub fn node_name(&self) -> &str {
         &self.node
+    }
+
+    /// What this node is called on this connection.
+    pub fn local_name(&self) -> &str {
+        &self.local_name
     }
 
     /// Whether an earlier operation stopped in the middle of a frame, so
@@ -456,7 +518,7 @@ impl Connection {
         waiter: &mut dyn Wait,
         deadline: Instant,
     ) -> Result<bool> {
-        let request = Term::Tuple(vec![Term::atom("is_auth"), Term::atom(local.name.clone())]);
+        let request = Term::Tuple(vec![Term::atom("is_auth"), Term::atom(self.local_name.clone())]);
         let outcome =
             self.gen_call(local, &Term::atom("net_kernel"), &request, waiter, deadline)?;
         Ok(outcome == crate::call::Outcome::Return(Term::atom("yes")))

@@ -61,6 +61,12 @@ impl NodeName {
     pub fn host(&self) -> &str {
         &self.host
     }
+
+    /// Whether this is a long name (`-name`): its host is dotted or an IP
+    /// address. Short-named and long-named nodes do not talk to each other.
+    pub fn is_long(&self) -> bool {
+        self.host.contains('.') || self.host.parse::<std::net::IpAddr>().is_ok()
+    }
 }
 
 impl std::fmt::Display for NodeName {

@@ -75,8 +75,9 @@ impl Nodes {
         }
     }
 
-    /// This backend's node name.
-    pub fn local_name(&self) -> &str {
+    /// This backend's node name (towards short-named nodes; see
+    /// [`LocalNode::automatic`]).
+    pub fn local_name(&self) -> String {
         self.local.name()
     }
 
@@ -123,7 +124,7 @@ impl Nodes {
             .iter()
             .map(|(node, e)| ConnectionInfo {
                 node: node.clone(),
-                local_node: self.local.name().to_owned(),
+                local_node: e.connection.local_name().to_owned(),
                 connected_since: e.connected_since,
                 last_used: e.last_used,
                 calls: e.calls,

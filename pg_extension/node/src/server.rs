@@ -25,7 +25,7 @@ impl Connection {
         let control = match to {
             Term::Atom(_) => Term::Tuple(vec![
                 Term::Int(control::REG_SEND),
-                local.pid(),
+                local.pid(&self.local_name),
                 Term::atom(""),
                 to.clone(),
             ]),
@@ -59,7 +59,7 @@ impl Connection {
             Term::List(args),
         ];
         // The spawn reply comes later and is dropped as a stray.
-        let request_id = local.make_ref();
+        let request_id = local.make_ref(&self.local_name);
         self.spawn_request(
             local,
             request_id,
@@ -86,8 +86,8 @@ impl Connection {
         if !matches!(server, Term::Atom(_) | Term::Pid(_)) {
             return Err(self.bad_destination());
         }
-        let pid = local.pid();
-        let monitor = local.make_ref();
+        let pid = local.pid(&self.local_name);
+        let monitor = local.make_ref(&self.local_name);
         let monitor_p = Term::Tuple(vec![
             Term::Int(MONITOR_P),
             pid.clone(),

@@ -128,3 +128,17 @@ fn an_interrupted_wait_stops_the_operation() {
     let err = connection.recv(&mut Cancelled, soon()).unwrap_err();
     assert!(matches!(err, Error::Interrupted { .. }), "{err:?}");
 }
+
+#[test]
+fn an_automatic_name_matches_short_and_long_named_nodes() {
+    let short = ErlNode::start("short_target", &[]);
+    let long = ErlNode::start_long("long_target", &[]);
+    let mut local = LocalNode::automatic("pgtest", &short_host()).unwrap();
+    for node in [&short, &long] {
+        let mut connection = open(node, &node.cookie, &local).unwrap();
+        assert!(connection.ping(&mut local, &mut PollWait, soon()).unwrap());
+        let host = connection.local_name().split_once('@').unwrap().1.to_owned();
+        let target = NodeName::parse(&node.name).unwrap();
+        assert_eq!(host.contains('.'), target.is_long(), "{host} for {target}");
+    }
+}

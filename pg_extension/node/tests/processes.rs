@@ -213,7 +213,7 @@ impl erlang_cnode_node::Wait for Cancelled {
 fn a_cancel_is_seen_even_while_messages_keep_arriving() {
     let mut s = session();
     // Fifty messages to us are queued before the call's own reply.
-    let me = s.local.pid();
+    let me = s.local.pid(s.connection.local_name());
     for _ in 0..50 {
         s.connection
             .cast(
