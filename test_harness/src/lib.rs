@@ -1,7 +1,16 @@
-//! Throwaway Erlang nodes for tests: each gets a unique name and a random
-//! cookie, is waited for until it has run its start-up code and EPMD knows
-//! it (or the start fails loudly), and is killed when dropped.
+//! Throwaway Erlang nodes and PostgreSQL clusters for tests.
+//!
+//! Each [`ErlNode`] gets a unique name and a random cookie, is waited for
+//! until it has run its start-up code and EPMD knows it (or the start fails
+//! loudly), and is killed when dropped. Each [`PgCluster`] gets its own
+//! directory and port, is started by the `start-postgres` script in `bin/`
+//! (the one implementation, shared with developers), and is stopped and
+//! deleted when dropped.
 #![warn(missing_docs)]
+
+mod postgres;
+
+pub use postgres::PgCluster;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -29,7 +38,7 @@ pub struct ErlNode {
 }
 
 /// Something unique enough per test run: process id, a counter and the clock.
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -71,12 +80,7 @@ impl ErlNode {
     /// as an operator restarting a service would.
     pub fn restart(&mut self) {
         self.kill();
-        let fresh = Self::start_as(
-            self.alive.clone(),
-            self.cookie.clone(),
-            self.long_host,
-            &[],
-        );
+        let fresh = Self::start_as(self.alive.clone(), self.cookie.clone(), self.long_host, &[]);
         // The old process is already reaped; dropping it again is harmless.
         *self = fresh;
     }
@@ -96,14 +100,7 @@ impl ErlNode {
             None => ("-sname", format!("{alive}@{}", short_host())),
         };
         let child = Command::new("erl")
-            .args([
-                flag,
-                &name,
-                "-setcookie",
-                &cookie,
-                "-noshell",
-                "-noinput",
-            ])
+            .args([flag, &name, "-setcookie", &cookie, "-noshell", "-noinput"])
             .args(extra)
             .args(["-eval", &mark_ready])
             .stdin(Stdio::null())
