@@ -11,8 +11,18 @@ use std::process::{Command, Output, Stdio};
 use crate::unique;
 
 /// Where the development scripts (`start-postgres`, `stop-postgres`, …) live.
+/// Found from the running test's package directory upwards, so that a
+/// build reused from another checkout still runs this checkout's scripts.
 fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("bin")
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_dir().ok());
+    start
+        .iter()
+        .flat_map(|dir| dir.ancestors())
+        .flat_map(|dir| [dir.join("bin"), dir.join("test_harness/bin")])
+        .find(|bin| bin.join("start-postgres").is_file())
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("bin"))
 }
 
 /// A port nobody listens on right now. The server listens on its unix socket

@@ -23,6 +23,7 @@ mod error;
 pub mod etf;
 pub mod json;
 mod term;
+pub mod text;
 
 pub use eetf_term::{from_eetf, to_eetf, EETF_MAX_DEPTH};
 pub use error::{Error, Result};

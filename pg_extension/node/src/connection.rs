@@ -518,7 +518,10 @@ impl Connection {
         waiter: &mut dyn Wait,
         deadline: Instant,
     ) -> Result<bool> {
-        let request = Term::Tuple(vec![Term::atom("is_auth"), Term::atom(self.local_name.clone())]);
+        let request = Term::Tuple(vec![
+            Term::atom("is_auth"),
+            Term::atom(self.local_name.clone()),
+        ]);
         let outcome =
             self.gen_call(local, &Term::atom("net_kernel"), &request, waiter, deadline)?;
         Ok(outcome == crate::call::Outcome::Return(Term::atom("yes")))

@@ -52,6 +52,9 @@ pub struct Target<'a> {
 pub struct Nodes {
     local: LocalNode,
     entries: BTreeMap<String, Entry>,
+    /// The cookie each node was last connected with, kept after its
+    /// connection is lost so that reconnecting uses it again.
+    cookies: BTreeMap<String, String>,
     max_message_size: usize,
 }
 
@@ -71,6 +74,7 @@ impl Nodes {
         Nodes {
             local,
             entries: BTreeMap::new(),
+            cookies: BTreeMap::new(),
             max_message_size: 64 << 20,
         }
     }
@@ -110,11 +114,14 @@ impl Nodes {
             errors: 0,
         };
         self.entries.insert(node.to_string(), entry);
+        self.cookies.insert(node.to_string(), cookie.to_owned());
         Ok(())
     }
 
-    /// Drops the connection to `node`; whether there was one.
+    /// Drops the connection to `node` and forgets its cookie; whether there
+    /// was a connection.
     pub fn disconnect(&mut self, node: &NodeName) -> bool {
+        self.cookies.remove(&node.to_string());
         self.entries.remove(&node.to_string()).is_some()
     }
 
@@ -135,8 +142,9 @@ impl Nodes {
 
     /// A connection to `node` that is known to be open: an existing one that
     /// is still alive, one re-established with its cookie if the peer
-    /// dropped it while idle, or a new one with `cookie` (asked for only
-    /// when there is none, so a configured cookie is read only when needed).
+    /// dropped it while idle (or an earlier request lost it), or a new one
+    /// with `cookie` (asked for only when this node never had a connection,
+    /// so a configured cookie is read only when needed).
     fn ready(
         &mut self,
         target: &Target<'_>,
@@ -155,7 +163,10 @@ impl Nodes {
                     return Err(e);
                 }
             },
-            None => Some((target.cookie)()?),
+            None => match self.cookies.get(&key) {
+                Some(cookie) => Some(cookie.clone()),
+                None => Some((target.cookie)()?),
+            },
         };
         if let Some(cookie) = reconnect_with {
             self.connect(node, &cookie, waiter, deadline)?;
@@ -163,10 +174,11 @@ impl Nodes {
         Ok(self.entries.get_mut(&key).expect("connected above"))
     }
 
-    /// Runs one request on a ready connection, keeping statistics. A
-    /// connection whose request failed (lost, timed out or interrupted
-    /// midway) may hold half a frame, so it is dropped: the next request
-    /// connects afresh, and this one is never re-sent.
+    /// Runs one request on a ready connection, keeping statistics. A request
+    /// that timed out or was interrupted between frames leaves the
+    /// connection usable (a late reply is recognised and dropped). Any other
+    /// failure, or one in the middle of a frame, drops the connection: the
+    /// next request connects afresh, and this one is never re-sent.
     fn request<T>(
         &mut self,
         target: &Target<'_>,
@@ -188,7 +200,12 @@ impl Nodes {
                 Ok(value)
             }
             Err(e) => {
-                self.entries.remove(&key);
+                entry.errors += 1;
+                let keep = matches!(e, Error::Timeout { .. } | Error::Interrupted { .. })
+                    && !entry.connection.is_broken();
+                if !keep {
+                    self.entries.remove(&key);
+                }
                 Err(e)
             }
         }

@@ -137,7 +137,12 @@ fn an_automatic_name_matches_short_and_long_named_nodes() {
     for node in [&short, &long] {
         let mut connection = open(node, &node.cookie, &local).unwrap();
         assert!(connection.ping(&mut local, &mut PollWait, soon()).unwrap());
-        let host = connection.local_name().split_once('@').unwrap().1.to_owned();
+        let host = connection
+            .local_name()
+            .split_once('@')
+            .unwrap()
+            .1
+            .to_owned();
         let target = NodeName::parse(&node.name).unwrap();
         assert_eq!(host.contains('.'), target.is_long(), "{host} for {target}");
     }

@@ -200,3 +200,95 @@ fn a_connection_left_mid_frame_is_replaced_not_reused() {
         .unwrap();
     assert_eq!(answer, Outcome::Return(Term::atom(node.name.clone())));
 }
+
+#[test]
+fn a_timeout_keeps_the_connection_and_drops_the_late_reply() {
+    let node = ErlNode::start("late", &[]);
+    let node_name = name(&node);
+    let target = Target {
+        node: &node_name,
+        cookie: &no_configured_cookie,
+    };
+    let mut nodes = nodes();
+    nodes
+        .connect(&node_name, &node.cookie, &mut PollWait, soon())
+        .unwrap();
+    let since = nodes.connections()[0].connected_since;
+    let err = nodes
+        .call(
+            &target,
+            "timer",
+            "sleep",
+            vec![Term::Int(300)],
+            &mut PollWait,
+            Instant::now() + Duration::from_millis(50),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    std::thread::sleep(Duration::from_millis(400));
+    // Same connection; the late `ok` of timer:sleep is not this answer.
+    let answer = nodes
+        .call(&target, "erlang", "node", vec![], &mut PollWait, soon())
+        .unwrap();
+    assert_eq!(answer, Outcome::Return(Term::atom(node.name.clone())));
+    let listed = &nodes.connections()[0];
+    assert_eq!(listed.connected_since, since);
+    assert_eq!((listed.calls, listed.errors), (2, 1));
+}
+
+#[test]
+fn a_lost_connection_is_remade_with_the_cookie_it_was_made_with() {
+    let mut node = ErlNode::start("remember", &[]);
+    let node_name = name(&node);
+    let mut nodes = nodes();
+    nodes
+        .connect(&node_name, &node.cookie, &mut PollWait, soon())
+        .unwrap();
+    let target = Target {
+        node: &node_name,
+        cookie: &no_configured_cookie,
+    };
+    // A request fails with the connection: it is dropped from the table...
+    let restarter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        node.restart();
+        node
+    });
+    let err = nodes
+        .call(
+            &target,
+            "timer",
+            "sleep",
+            vec![Term::Int(10_000)],
+            &mut PollWait,
+            soon(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::ConnectionLost { .. }), "{err:?}");
+    assert!(nodes.connections().is_empty());
+    let node = restarter.join().unwrap();
+    // ...and the next one reconnects with the cookie erlang_connect gave,
+    // not the configured one.
+    let answer = nodes
+        .call(&target, "erlang", "node", vec![], &mut PollWait, soon())
+        .unwrap();
+    assert_eq!(answer, Outcome::Return(Term::atom(node.name.clone())));
+    // Disconnecting forgets the cookie.
+    assert!(nodes.disconnect(&node_name));
+    let forgot = nodes.call(
+        &Target {
+            node: &node_name,
+            cookie: &|| {
+                Err(Error::WrongCookie {
+                    node: "asked".into(),
+                })
+            },
+        },
+        "erlang",
+        "node",
+        vec![],
+        &mut PollWait,
+        soon(),
+    );
+    assert!(matches!(forgot, Err(Error::WrongCookie { node }) if node == "asked"));
+}

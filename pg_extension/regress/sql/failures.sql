@@ -1,0 +1,49 @@
+-- Every failure is an ERROR with its own SQLSTATE that names the node, and
+-- the backend and its other connections keep working.
+\set VERBOSITY verbose
+SELECT erlang_call('not a node', 'erlang', 'node');
+SELECT erlang_call(NULL, 'erlang', 'node');
+SELECT erlang_call(:'node', '', 'node');
+SELECT erlang_call(:'node', 'erlang', 'node', '{"a": 1}');
+SELECT erlang_call(:'node', 'erlang', 'node', '[{"$atom": 5}]');
+SELECT erlang_call(:'node', 'erlang', 'node', NULL);
+SELECT erlang_call(:'node', 'erlang', 'node', '[]', 0);
+SELECT erlang_connect('nobody@no-such-host.invalid', 'cookie');
+SELECT erlang_connect(:'missing_node', 'cookie');
+SELECT erlang_connect(:'node', 'not-the-cookie');
+SELECT erlang_ping(:'missing_node');
+\set VERBOSITY default
+SELECT erlang_connect(:'node', :'cookie');
+SELECT set_config('regress.node', :'node', false) IS NOT NULL AS ok;
+-- A reply over erlang_cnode.max_message_size.
+SET erlang_cnode.max_message_size = '1kB';
+SELECT erlang_call(:'node', 'binary', 'copy', '["x", 2000]');
+RESET erlang_cnode.max_message_size;
+SELECT length(erlang_call(:'node', 'binary', 'copy', '["x", 2000]')::text);
+-- A node that dies during the call.
+SELECT erlang_connect(:'spare_node', :'spare_cookie');
+SELECT erlang_call(:'spare_node', 'erlang', 'halt');
+-- The other connection is untouched.
+SELECT erlang_call(:'node', 'erlang', 'node');
+-- A node that restarts between calls: its connection is dropped by the
+-- node; the next call notices and connects again before it sends.
+SELECT set_config('regress.creation',
+    erlang_call(:'node', 'erlang', 'system_info', '[{"$atom": "creation"}]')::text, false) IS NOT NULL AS ok;
+SELECT erlang_cast(:'node', 'init', 'restart');
+DO $$
+BEGIN
+    FOR i IN 1..400 LOOP
+        BEGIN
+            IF erlang_call(current_setting('regress.node'), 'erlang', 'system_info',
+                           '[{"$atom": "creation"}]')::text <> current_setting('regress.creation') THEN
+                RETURN;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            NULL; -- still restarting
+        END;
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+    RAISE EXCEPTION 'the node did not come back';
+END
+$$;
+SELECT erlang_call(:'node', 'erlang', 'node');

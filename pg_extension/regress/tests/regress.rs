@@ -1,0 +1,228 @@
+//! pg_regress-style tests: each `sql/NAME.sql` runs in `psql -a` against a
+//! throwaway cluster with the installed extension and a fresh `erl` node,
+//! and its output, with node names and the host replaced by placeholders,
+//! must equal `expected/NAME.out`. `REGRESS_BLESS=1` rewrites the expected
+//! files; failures leave the actual output in `results/`.
+//!
+//! The extension must be installed first (`cargo pgrx install`, as
+//! `scripts/test` does).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use erlang_cnode_test_harness::{short_host, ErlNode, PgCluster};
+use regex::Regex;
+
+fn here() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `regress_server.erl`, compiled once into a directory for `erl -pa`.
+fn beam_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("erlang_cnode_regress_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = Command::new("erlc")
+            .arg("-o")
+            .arg(&dir)
+            .arg(here().join("erl/regress_server.erl"))
+            .status()
+            .expect("erlc runs");
+        assert!(status.success(), "erlc failed");
+        dir
+    })
+}
+
+/// A target node running `regress_server`.
+fn target(long: bool) -> ErlNode {
+    let dir = beam_dir().to_str().unwrap().to_owned();
+    let args = ["-pa", &dir, "-eval", "ok = regress_server:start()"];
+    if long {
+        ErlNode::start_long("regress_long", &args)
+    } else {
+        ErlNode::start("regress", &args)
+    }
+}
+
+/// A cluster with the extension in database `regress`, shared by the tests.
+fn cluster() -> &'static PgCluster {
+    static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let cluster = PgCluster::start();
+        cluster.create_db("regress");
+        let out = cluster.psql("regress", "CREATE EXTENSION erlang_cnode;");
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "CREATE EXTENSION failed (is the extension installed? `cargo pgrx install`): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster
+    })
+}
+
+/// Output with everything that differs between runs replaced.
+fn normalize(text: &str, nodes: &[(&ErlNode, &str)]) -> String {
+    let mut text = text.to_owned();
+    for (node, placeholder) in nodes {
+        text = text.replace(&node.name, placeholder);
+        text = text.replace(&node.alive, placeholder);
+    }
+    let backend = Regex::new(r"postgres_\d+_[0-9a-f]{8}@[A-Za-z0-9.\-]+").unwrap();
+    text = backend.replace_all(&text, "<backend node>").into_owned();
+    // A reply's size includes node names.
+    let size = Regex::new(r"is \d+ bytes, over").unwrap();
+    text = size
+        .replace_all(&text, "is <size> bytes, over")
+        .into_owned();
+    let pid = Regex::new(r"nosuch_\d+").unwrap();
+    text = pid.replace_all(&text, "nosuch_<pid>").into_owned();
+    text.replace(&format!("@{}", short_host()), "@<host>")
+        .replace(&format!("EPMD on {}", short_host()), "EPMD on <host>")
+}
+
+/// Runs `sql/NAME.sql` and compares it with `expected/NAME.out`.
+fn check(name: &str) {
+    let cluster = cluster();
+    let short = target(false);
+    let long = target(true);
+    let spare = target(false);
+    let missing = format!("nosuch_{}@{}", std::process::id(), short_host());
+    let vars = [
+        format!("node={}", short.name),
+        format!("cookie={}", short.cookie),
+        format!("long_node={}", long.name),
+        format!("long_cookie={}", long.cookie),
+        format!("spare_node={}", spare.name),
+        format!("spare_cookie={}", spare.cookie),
+        format!("missing_node={missing}"),
+    ];
+    // Unaligned: column widths would follow the lengths of node names.
+    let mut args = vec!["-A", "-v", "VERBOSITY=default"];
+    for var in &vars {
+        args.extend(["-v", var.as_str()]);
+    }
+    let out = cluster.psql_file("regress", &here().join(format!("sql/{name}.sql")), &args);
+    let actual = normalize(
+        &String::from_utf8_lossy(&out.stdout),
+        &[
+            (&short, "<node>"),
+            (&long, "<long node>"),
+            (&spare, "<spare node>"),
+        ],
+    );
+    let expected_path = here().join(format!("expected/{name}.out"));
+    if std::env::var_os("REGRESS_BLESS").is_some() {
+        std::fs::write(&expected_path, &actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+    if actual != expected {
+        let results = here().join("results");
+        std::fs::create_dir_all(&results).unwrap();
+        let result_path = results.join(format!("{name}.out"));
+        std::fs::write(&result_path, &actual).unwrap();
+        let diff = Command::new("diff")
+            .arg("-u")
+            .arg(&expected_path)
+            .arg(&result_path)
+            .output()
+            .unwrap();
+        panic!(
+            "sql/{name}.sql: output differs from expected/{name}.out\n{}",
+            String::from_utf8_lossy(&diff.stdout)
+        );
+    }
+    // No cookie ever reaches the server log.
+    let log = cluster.log();
+    for secret in [&short.cookie, &long.cookie, &spare.cookie] {
+        assert!(
+            !log.contains(secret.as_str()),
+            "a cookie is in the server log"
+        );
+    }
+    assert!(
+        !log.contains("not-the-cookie"),
+        "a cookie is in the server log"
+    );
+}
+
+#[test]
+fn connect() {
+    check("connect");
+}
+
+#[test]
+fn call() {
+    check("call");
+}
+
+#[test]
+fn processes() {
+    check("processes");
+}
+
+#[test]
+fn failures() {
+    check("failures");
+}
+
+#[test]
+fn terms() {
+    check("terms");
+}
+
+#[test]
+fn security() {
+    check("security");
+}
+
+/// `pg_cancel_backend` from another session stops a call at once. How fast
+/// is measured by the benchmark, not asserted here.
+#[test]
+fn a_cancel_from_another_session_stops_a_call() {
+    let cluster = cluster();
+    let node = target(false);
+    let sql = format!(
+        "SET application_name = 'cancel_me';\n\
+         SELECT erlang_connect('{0}', '{1}');\n\
+         SELECT erlang_call('{0}', 'timer', 'sleep', '[60000]');\n\
+         SELECT erlang_call('{0}', 'erlang', 'node');\n",
+        node.name, node.cookie
+    );
+    let started = Instant::now();
+    let session = std::thread::scope(|scope| {
+        let session = scope.spawn(|| cluster.psql("regress", &sql));
+        // Wait until the call is under way, then cancel it.
+        loop {
+            let out = cluster.psql(
+                "regress",
+                "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = 'cancel_me' AND query LIKE '%timer%';",
+            );
+            if String::from_utf8_lossy(&out.stdout).contains('t') {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the call never started"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        session.join().unwrap()
+    });
+    let stderr = String::from_utf8_lossy(&session.stderr);
+    let stdout = String::from_utf8_lossy(&session.stdout);
+    assert!(
+        stderr.contains("canceling statement due to user request"),
+        "{stderr}"
+    );
+    // Well before the 60 s sleep ended, and the connection still works.
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(
+        stdout.contains(&format!("\"$atom\": \"{}\"", node.name)),
+        "{stdout}"
+    );
+}

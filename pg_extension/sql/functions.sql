@@ -1,0 +1,86 @@
+-- The SQL interface of erlang_cnode. Every function talks to other nodes
+-- over this backend's own connections: VOLATILE, and PARALLEL RESTRICTED
+-- because a parallel worker would hold its own node and connections.
+-- Arguments that may be NULL are checked by the functions (22004), so none
+-- is STRICT: a NULL node is an error, never a silent NULL.
+
+CREATE FUNCTION erlang_connect(node text, cookie text) RETURNS boolean
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'erlang_connect_with_cookie';
+COMMENT ON FUNCTION erlang_connect(text, text) IS
+    'Connects to an Erlang node with this cookie (replacing any connection to it).';
+
+CREATE FUNCTION erlang_connect(node text) RETURNS boolean
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'erlang_connect';
+COMMENT ON FUNCTION erlang_connect(text) IS
+    'Connects to an Erlang node with erlang_cnode.cookie, else the server''s ~/.erlang.cookie.';
+
+CREATE FUNCTION erlang_disconnect(node text) RETURNS boolean
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'erlang_disconnect';
+COMMENT ON FUNCTION erlang_disconnect(text) IS
+    'Closes the connection to a node; true if there was one.';
+
+CREATE FUNCTION erlang_ping(node text) RETURNS boolean
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'erlang_ping';
+COMMENT ON FUNCTION erlang_ping(text) IS
+    'Whether the node answers, as net_adm:ping/1 (connects with the configured cookie).';
+
+CREATE FUNCTION erlang_call(
+    node text, module text, function text,
+    args jsonb DEFAULT '[]', timeout_ms integer DEFAULT NULL
+) RETURNS jsonb
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'erlang_call';
+COMMENT ON FUNCTION erlang_call(text, text, text, jsonb, integer) IS
+    'Calls module:function(args...) on the node, as erpc:call/5; an Erlang exception is an ERROR.';
+
+CREATE FUNCTION erlang_gen_call(
+    node text, server text, request jsonb, timeout_ms integer DEFAULT NULL
+) RETURNS jsonb
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'erlang_gen_call';
+COMMENT ON FUNCTION erlang_gen_call(text, text, jsonb, integer) IS
+    'gen_server:call to a registered server on the node; a missing server is an ERROR at once.';
+
+CREATE FUNCTION erlang_cast(node text, module text, function text, args jsonb DEFAULT '[]')
+RETURNS boolean
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'erlang_cast';
+COMMENT ON FUNCTION erlang_cast(text, text, text, jsonb) IS
+    'Runs module:function(args...) on the node without waiting for it (erpc:cast/4).';
+
+CREATE FUNCTION erlang_send(node text, name text, message jsonb) RETURNS boolean
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'erlang_send';
+COMMENT ON FUNCTION erlang_send(text, text, jsonb) IS
+    'Sends a message to a process registered under name on the node.';
+
+COMMENT ON FUNCTION erlang_connections() IS
+    'This backend''s live connections: node, its own node name there, since when, last use, counts.';
+
+-- Calling a node runs code there with the rights of whoever started it:
+-- no one may, unless granted. erlang_cnode_user is the role to grant.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'erlang_cnode_user') THEN
+        CREATE ROLE erlang_cnode_user NOLOGIN;
+    END IF;
+END
+$$;
+
+REVOKE ALL ON FUNCTION
+    erlang_connect(text, text), erlang_connect(text), erlang_disconnect(text),
+    erlang_ping(text), erlang_call(text, text, text, jsonb, integer),
+    erlang_gen_call(text, text, jsonb, integer), erlang_cast(text, text, text, jsonb),
+    erlang_send(text, text, jsonb), erlang_connections()
+FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION
+    erlang_connect(text, text), erlang_connect(text), erlang_disconnect(text),
+    erlang_ping(text), erlang_call(text, text, text, jsonb, integer),
+    erlang_gen_call(text, text, jsonb, integer), erlang_cast(text, text, text, jsonb),
+    erlang_send(text, text, jsonb), erlang_connections()
+TO erlang_cnode_user;

@@ -1,0 +1,301 @@
+//! The SQL functions. Their definitions are in `sql/functions.sql`; each
+//! body here returns a `SqlResult`, and its ERROR is raised only after
+//! everything the body held is dropped, with the SQLSTATE of
+//! [`crate::error`].
+
+use erlang_cnode_codec::Term;
+use erlang_cnode_node::ConnectionInfo;
+use pgrx::fcinfo::{pg_getarg, pg_getarg_datum};
+use pgrx::pg_sys::{self, Datum, FunctionCallInfo};
+use pgrx::prelude::*;
+
+use crate::backend::{self, deadline, node_name, target, waiter, with_nodes};
+use crate::error::{self, SqlError, SqlResult};
+use crate::{guc, jsonb, log};
+
+/// Defines the C entry points of V1 functions whose bodies return a
+/// `SqlResult<Datum>`.
+macro_rules! sql_functions {
+    ($($symbol:ident, $finfo:ident => $body:path;)*) => {$(
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $finfo() -> &'static pg_sys::Pg_finfo_record {
+            static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C-unwind" fn $symbol(fcinfo: FunctionCallInfo) -> Datum {
+            // SAFETY: PostgreSQL calls this with a valid fcinfo.
+            unsafe { run(fcinfo, $body) }
+        }
+    )*};
+}
+
+sql_functions! {
+    erlang_connect_with_cookie, pg_finfo_erlang_connect_with_cookie => connect_with_cookie;
+    erlang_connect, pg_finfo_erlang_connect => connect;
+    erlang_disconnect, pg_finfo_erlang_disconnect => disconnect;
+    erlang_ping, pg_finfo_erlang_ping => ping;
+    erlang_call, pg_finfo_erlang_call => call;
+    erlang_gen_call, pg_finfo_erlang_gen_call => gen_call;
+    erlang_cast, pg_finfo_erlang_cast => cast;
+    erlang_send, pg_finfo_erlang_send => send;
+}
+
+/// Runs `body` with PostgreSQL errors and Rust panics inside it reported
+/// by pgrx, and raises its own `SqlError` once nothing is left to drop.
+#[inline(always)]
+unsafe fn run(
+    fcinfo: FunctionCallInfo,
+    body: unsafe fn(FunctionCallInfo) -> SqlResult<Datum>,
+) -> Datum {
+    // SAFETY: called from the outermost frame of a V1 function.
+    let result = unsafe { pg_sys::submodules::panic::pgrx_extern_c_guard(|| body(fcinfo)) };
+    match result {
+        Ok(datum) => datum,
+        // SAFETY: nothing in this frame needs dropping.
+        Err(error) => unsafe { error::raise(error) },
+    }
+}
+
+unsafe fn text_arg(fcinfo: FunctionCallInfo, n: usize, name: &str) -> SqlResult<String> {
+    // SAFETY: argument n is text.
+    unsafe { pg_getarg::<String>(fcinfo, n) }
+        .ok_or_else(|| SqlError::new(b"22004", format!("{name} must not be NULL")))
+}
+
+unsafe fn jsonb_arg(fcinfo: FunctionCallInfo, n: usize, name: &str) -> SqlResult<String> {
+    // SAFETY: argument n is jsonb.
+    match unsafe { pg_getarg_datum(fcinfo, n) } {
+        Some(datum) => unsafe { jsonb::text_of(datum) },
+        None => Err(SqlError::new(b"22004", format!("{name} must not be NULL"))),
+    }
+}
+
+unsafe fn timeout_arg(fcinfo: FunctionCallInfo, n: usize) -> Option<i32> {
+    // SAFETY: argument n is integer.
+    unsafe { pg_getarg::<i32>(fcinfo, n) }
+}
+
+/// A module, function or registered name: an atom.
+fn atom_arg(text: &str, name: &str) -> SqlResult<()> {
+    if text.is_empty() || text.chars().count() > 255 {
+        return Err(SqlError::invalid(format!(
+            "{name} must be an atom name of 1 to 255 characters"
+        )));
+    }
+    Ok(())
+}
+
+/// The list of arguments of a call: a JSON array.
+fn call_args<'a>(text: &'a str) -> SqlResult<Vec<Term<'a>>> {
+    match jsonb::term_of(text, "args")? {
+        Term::List(args) => Ok(args),
+        _ => Err(
+            SqlError::invalid("args must be a JSON array of the function's arguments")
+                .hint("For example '[1, \"two\"]'::jsonb; '[]' for none."),
+        ),
+    }
+}
+
+fn check_cookie(cookie: &str) -> SqlResult<()> {
+    let printable = cookie.bytes().all(|b| (b' '..=b'~').contains(&b));
+    if cookie.is_empty() || cookie.len() > erlang_cnode_node::MAX_COOKIE || !printable {
+        return Err(SqlError::invalid(format!(
+            "cookie must be 1 to {} printable ASCII characters",
+            erlang_cnode_node::MAX_COOKIE
+        ))
+        .hide_statement());
+    }
+    Ok(())
+}
+
+/// `erlang_connect(node, cookie)`.
+unsafe fn connect_with_cookie(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    // The statement holds the cookie: keep it out of the log, whatever fails.
+    log::hide_statements_until_transaction_end();
+    let hide = |e: SqlError| e.hide_statement();
+    let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }.map_err(hide)?).map_err(hide)?;
+    let cookie = unsafe { text_arg(fcinfo, 1, "cookie") }.map_err(hide)?;
+    check_cookie(&cookie)?;
+    let deadline = deadline(None, guc::connect_timeout()).map_err(hide)?;
+    with_nodes(Some(&node), |nodes| {
+        nodes.connect(&node, &cookie, &mut waiter(), deadline)
+    })
+    .map_err(hide)?;
+    Ok(Datum::from(true))
+}
+
+/// `erlang_connect(node)`, with the configured cookie.
+unsafe fn connect(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }?)?;
+    let cookie = backend::configured_cookie().map_err(SqlError::from)?;
+    let deadline = deadline(None, guc::connect_timeout())?;
+    with_nodes(Some(&node), |nodes| {
+        nodes.connect(&node, &cookie, &mut waiter(), deadline)
+    })?;
+    Ok(Datum::from(true))
+}
+
+/// `erlang_disconnect(node)`: whether there was a connection.
+unsafe fn disconnect(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }?)?;
+    let existed = with_nodes(None, |nodes| Ok(nodes.disconnect(&node)))?;
+    Ok(Datum::from(existed))
+}
+
+/// `erlang_ping(node)`: `false` when the node cannot be reached.
+unsafe fn ping(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }?)?;
+    let deadline = deadline(None, guc::connect_timeout())?;
+    let pong = with_nodes(Some(&node), |nodes| {
+        nodes.ping(&target(&node), &mut waiter(), deadline)
+    })?;
+    Ok(Datum::from(pong))
+}
+
+/// `erlang_call(node, module, function, args, timeout_ms)`.
+unsafe fn call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }?)?;
+    let module = unsafe { text_arg(fcinfo, 1, "module") }?;
+    let function = unsafe { text_arg(fcinfo, 2, "function") }?;
+    atom_arg(&module, "module")?;
+    atom_arg(&function, "function")?;
+    let args_text = unsafe { jsonb_arg(fcinfo, 3, "args") }?;
+    let args = call_args(&args_text)?;
+    let arity = args.len();
+    let deadline = deadline(unsafe { timeout_arg(fcinfo, 4) }, guc::call_timeout())?;
+    let outcome = with_nodes(Some(&node), |nodes| {
+        nodes.call(
+            &target(&node),
+            &module,
+            &function,
+            args,
+            &mut waiter(),
+            deadline,
+        )
+    })?;
+    result(
+        outcome,
+        &format!("{module}:{function}/{arity}"),
+        &node.to_string(),
+    )
+}
+
+/// `erlang_gen_call(node, server, request, timeout_ms)`.
+unsafe fn gen_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }?)?;
+    let server = unsafe { text_arg(fcinfo, 1, "server") }?;
+    atom_arg(&server, "server")?;
+    let request_text = unsafe { jsonb_arg(fcinfo, 2, "request") }?;
+    let request = jsonb::term_of(&request_text, "request")?;
+    let deadline = deadline(unsafe { timeout_arg(fcinfo, 3) }, guc::call_timeout())?;
+    let outcome = with_nodes(Some(&node), |nodes| {
+        nodes.gen_call(
+            &target(&node),
+            &Term::atom(server.as_str()),
+            &request,
+            &mut waiter(),
+            deadline,
+        )
+    })?;
+    result(
+        outcome,
+        &format!("gen_server:call({server}, …)"),
+        &node.to_string(),
+    )
+}
+
+/// `erlang_cast(node, module, function, args)`: true once sent.
+unsafe fn cast(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }?)?;
+    let module = unsafe { text_arg(fcinfo, 1, "module") }?;
+    let function = unsafe { text_arg(fcinfo, 2, "function") }?;
+    atom_arg(&module, "module")?;
+    atom_arg(&function, "function")?;
+    let args_text = unsafe { jsonb_arg(fcinfo, 3, "args") }?;
+    let args = call_args(&args_text)?;
+    let deadline = deadline(None, guc::call_timeout())?;
+    with_nodes(Some(&node), |nodes| {
+        nodes.cast(
+            &target(&node),
+            &module,
+            &function,
+            args,
+            &mut waiter(),
+            deadline,
+        )
+    })?;
+    Ok(Datum::from(true))
+}
+
+/// `erlang_send(node, name, message)`: true once sent.
+unsafe fn send(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }?)?;
+    let name = unsafe { text_arg(fcinfo, 1, "name") }?;
+    atom_arg(&name, "name")?;
+    let message_text = unsafe { jsonb_arg(fcinfo, 2, "message") }?;
+    let message = jsonb::term_of(&message_text, "message")?;
+    let deadline = deadline(None, guc::call_timeout())?;
+    with_nodes(Some(&node), |nodes| {
+        nodes.send(
+            &target(&node),
+            &Term::atom(name.as_str()),
+            &message,
+            &mut waiter(),
+            deadline,
+        )
+    })?;
+    Ok(Datum::from(true))
+}
+
+fn result(outcome: erlang_cnode_node::Outcome, what: &str, node: &str) -> SqlResult<Datum> {
+    match outcome {
+        erlang_cnode_node::Outcome::Return(value) => jsonb::datum_of(&value, node),
+        erlang_cnode_node::Outcome::Exception {
+            class,
+            reason,
+            stack,
+        } => Err(error::exception(what, node, class, &reason, stack.as_ref())),
+    }
+}
+
+fn timestamp(at: std::time::SystemTime) -> TimestampWithTimeZone {
+    let since_epoch = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    pgrx::datum::to_timestamp(since_epoch)
+}
+
+/// One row per live connection of this backend. Never shows the cookie.
+#[pg_extern(volatile, parallel_restricted)]
+fn erlang_connections() -> TableIterator<
+    'static,
+    (
+        name!(node, String),
+        name!(local_node, String),
+        name!(connected_since, TimestampWithTimeZone),
+        name!(last_used, TimestampWithTimeZone),
+        name!(calls, i64),
+        name!(errors, i64),
+    ),
+> {
+    let rows: Vec<ConnectionInfo> = if backend::local_name().is_some() {
+        with_nodes(None, |nodes| Ok(nodes.connections())).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    TableIterator::new(rows.into_iter().map(|c| {
+        (
+            c.node,
+            c.local_node,
+            timestamp(c.connected_since),
+            timestamp(c.last_used),
+            c.calls as i64,
+            c.errors as i64,
+        )
+    }))
+}

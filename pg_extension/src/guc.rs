@@ -1,0 +1,116 @@
+//! The `erlang_cnode.*` settings, registered from `_PG_init` with the
+//! prefix reserved (so a misspelt `erlang_cnode.cokie` is an error).
+
+use std::ffi::CString;
+use std::time::Duration;
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
+
+static COOKIE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static CONNECT_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5_000);
+static CALL_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30_000);
+static MAX_MESSAGE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
+static NODE_PREFIX: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"postgres"));
+static NODE_HOST: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// Registers every setting. Called once, from `_PG_init`.
+pub fn init() {
+    GucRegistry::define_string_guc(
+        c"erlang_cnode.cookie",
+        c"Cookie for connecting to Erlang nodes when a call does not give one.",
+        c"Empty means the cookie file ~/.erlang.cookie of the server's OS user, as erl reads it. \
+          Only superusers can see or set it; it is never logged or shown in errors.",
+        &COOKIE,
+        GucContext::Suset,
+        GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
+    );
+    GucRegistry::define_int_guc(
+        c"erlang_cnode.connect_timeout",
+        c"How long connecting to a node (EPMD lookup and handshake) may take.",
+        c"",
+        &CONNECT_TIMEOUT,
+        1,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"erlang_cnode.call_timeout",
+        c"How long a call waits for its reply unless it passes timeout_ms.",
+        c"The function keeps running on the node after a timeout; its late reply is discarded.",
+        &CALL_TIMEOUT,
+        1,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"erlang_cnode.max_message_size",
+        c"The largest message accepted from a node.",
+        c"A larger reply is an error and the connection is closed.",
+        &MAX_MESSAGE_SIZE,
+        1,
+        1024 * 1024,
+        GucContext::Userset,
+        GucFlags::UNIT_KB,
+    );
+    GucRegistry::define_string_guc(
+        c"erlang_cnode.node_prefix",
+        c"First part of this backend's node name: <prefix>_<pid>_<random>@<host>.",
+        c"Read when the backend first connects to a node.",
+        &NODE_PREFIX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"erlang_cnode.node_host",
+        c"Host part of this backend's node name.",
+        c"Empty means automatic: the short host name towards nodes started with -sname, \
+          and the local IP address of the connection towards nodes started with -name. \
+          Read when the backend first connects to a node.",
+        &NODE_HOST,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    // SAFETY: called from _PG_init, in the backend's only thread.
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"erlang_cnode".as_ptr()) };
+}
+
+fn text(setting: &GucSetting<Option<CString>>) -> Option<String> {
+    setting
+        .get()
+        .map(|value| value.to_string_lossy().into_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// `erlang_cnode.cookie`, if set and not empty.
+pub fn cookie() -> Option<String> {
+    text(&COOKIE)
+}
+
+/// `erlang_cnode.connect_timeout`.
+pub fn connect_timeout() -> Duration {
+    Duration::from_millis(CONNECT_TIMEOUT.get().max(1) as u64)
+}
+
+/// `erlang_cnode.call_timeout`.
+pub fn call_timeout() -> Duration {
+    Duration::from_millis(CALL_TIMEOUT.get().max(1) as u64)
+}
+
+/// `erlang_cnode.max_message_size`, in bytes.
+pub fn max_message_size() -> usize {
+    MAX_MESSAGE_SIZE.get().max(1) as usize * 1024
+}
+
+/// `erlang_cnode.node_prefix`.
+pub fn node_prefix() -> String {
+    text(&NODE_PREFIX).unwrap_or_else(|| "postgres".to_owned())
+}
+
+/// `erlang_cnode.node_host`, if set and not empty.
+pub fn node_host() -> Option<String> {
+    text(&NODE_HOST)
+}

@@ -1,0 +1,41 @@
+//! erlang_cnode: each PostgreSQL backend is a hidden Erlang node, so SQL
+//! can call functions and gen_servers and send messages on Erlang and
+//! Elixir nodes.
+//!
+//! The protocol lives in `erlang_cnode_node` (no SQL there) and the term
+//! mapping in `erlang_cnode_codec`; this crate holds what PostgreSQL sees.
+
+mod backend;
+mod error;
+mod functions;
+mod guc;
+mod jsonb;
+mod latch;
+mod log;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
+
+::pgrx::pg_module_magic!(name, version);
+
+// The functions, their grants and the role, written out as SQL.
+::pgrx::extension_sql_file!("../sql/functions.sql", name = "functions", finalize);
+
+/// Registers the settings and the log hook when the library loads.
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    guc::init();
+    log::init();
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    /// One-off set-up before the tests.
+    pub fn setup(_options: Vec<&str>) {}
+
+    /// Settings the test cluster needs.
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}
