@@ -125,6 +125,7 @@ unsafe fn connect_with_cookie(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
         nodes.connect(&node, &cookie, &mut waiter(), deadline)
     })
     .map_err(hide)?;
+    debug1!("erlang_cnode: connected to {node} with the given cookie");
     Ok(Datum::from(true))
 }
 
@@ -136,6 +137,7 @@ unsafe fn connect(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     with_nodes(Some(&node), |nodes| {
         nodes.connect(&node, &cookie, &mut waiter(), deadline)
     })?;
+    debug1!("erlang_cnode: connected to {node} with the configured cookie");
     Ok(Datum::from(true))
 }
 
@@ -143,6 +145,7 @@ unsafe fn connect(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
 unsafe fn disconnect(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }?)?;
     let existed = with_nodes(None, |nodes| Ok(nodes.disconnect(&node)))?;
+    debug1!("erlang_cnode: disconnected from {node} (was connected: {existed})");
     Ok(Datum::from(existed))
 }
 

@@ -2,6 +2,7 @@
 //! `WaitLatchOrSocket`, so a cancel (`pg_cancel_backend`,
 //! `statement_timeout`), a terminate or postmaster death ends it at once.
 
+use std::cell::RefCell;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
@@ -34,7 +35,95 @@ pub fn cancel_pending() -> bool {
     false
 }
 
+/// The wait set of the socket waited on last: the latch, postmaster death
+/// and the socket. Kept between waits (making one costs five system calls)
+/// and made anew when the socket is another one: a different descriptor,
+/// or the same number reused by a new socket (told by its inode).
+struct Cached {
+    set: *mut pg_sys::WaitEventSet,
+    fd: RawFd,
+    inode: (u64, u64),
+    socket_events: u32,
+}
+
+thread_local! {
+    static CACHED: RefCell<Option<Cached>> = const { RefCell::new(None) };
+}
+
+/// Position of the socket in the set: after the latch and postmaster death.
+const SOCKET_POSITION: i32 = 2;
+
+fn inode(fd: RawFd) -> (u64, u64) {
+    // SAFETY: fstat on a descriptor fills the stat buffer or fails.
+    unsafe {
+        let mut stat: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut stat) == 0 {
+            (stat.st_dev, stat.st_ino)
+        } else {
+            (0, 0)
+        }
+    }
+}
+
+/// The wait set for `fd`, watching it for `socket_events`.
+fn wait_set(fd: RawFd, socket_events: u32) -> *mut pg_sys::WaitEventSet {
+    let inode = inode(fd);
+    CACHED.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if let Some(c) = cached.as_mut() {
+            if c.fd == fd && c.inode == inode {
+                if c.socket_events != socket_events {
+                    // SAFETY: our set, with the socket at SOCKET_POSITION.
+                    unsafe {
+                        pg_sys::ModifyWaitEvent(
+                            c.set,
+                            SOCKET_POSITION,
+                            socket_events,
+                            std::ptr::null_mut(),
+                        )
+                    };
+                    c.socket_events = socket_events;
+                }
+                return c.set;
+            }
+        }
+        if let Some(old) = cached.take() {
+            // SAFETY: a set made below and no longer used.
+            unsafe { pg_sys::FreeWaitEventSet(old.set) };
+        }
+        let none = std::ptr::null_mut();
+        // SAFETY: a set that lives as long as the backend, holding the
+        // backend's latch, postmaster death and the socket.
+        let set = unsafe {
+            #[cfg(any(feature = "pg17", feature = "pg18"))]
+            let set = pg_sys::CreateWaitEventSet(std::ptr::null_mut(), 3);
+            #[cfg(not(any(feature = "pg17", feature = "pg18")))]
+            let set = pg_sys::CreateWaitEventSet(pg_sys::TopMemoryContext, 3);
+            pg_sys::AddWaitEventToSet(set, pg_sys::WL_LATCH_SET, -1, pg_sys::MyLatch, none);
+            pg_sys::AddWaitEventToSet(set, pg_sys::WL_EXIT_ON_PM_DEATH, -1, none.cast(), none);
+            let position = pg_sys::AddWaitEventToSet(set, socket_events, fd, none.cast(), none);
+            debug_assert_eq!(position, SOCKET_POSITION);
+            set
+        };
+        *cached = Some(Cached {
+            set,
+            fd,
+            inode,
+            socket_events,
+        });
+        set
+    })
+}
+
 impl Wait for LatchWait {
+    fn check(&mut self, _fd: RawFd) -> Result<(), Interrupted> {
+        if cancel_pending() {
+            Err(Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+
     fn wait(
         &mut self,
         fd: RawFd,
@@ -57,25 +146,29 @@ impl Wait for LatchWait {
             Interest::Read => pg_sys::WL_SOCKET_READABLE,
             Interest::Write => pg_sys::WL_SOCKET_WRITEABLE,
         };
-        let events =
-            pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH | socket;
-        // SAFETY: MyLatch is the backend's own latch; fd is an open socket.
-        let happened = unsafe {
-            let happened = pg_sys::WaitLatchOrSocket(
-                pg_sys::MyLatch,
-                events as i32,
-                fd,
+        let set = wait_set(fd, socket);
+        let mut occurred = [pg_sys::WaitEvent::default(); 3];
+        // SAFETY: a valid set, and room for every event it holds.
+        let ready = unsafe {
+            let n = pg_sys::WaitEventSetWait(
+                set,
                 millis,
+                occurred.as_mut_ptr(),
+                occurred.len() as i32,
                 pg_sys::PG_WAIT_EXTENSION,
             );
-            if happened & pg_sys::WL_LATCH_SET as i32 != 0 {
+            let occurred = &occurred[..n.max(0) as usize];
+            if occurred
+                .iter()
+                .any(|e| e.events & pg_sys::WL_LATCH_SET != 0)
+            {
                 pg_sys::ResetLatch(pg_sys::MyLatch);
             }
-            happened
+            occurred.iter().any(|e| e.events & socket != 0)
         };
         if cancel_pending() {
             return Err(Interrupted);
         }
-        Ok(happened & socket as i32 != 0 || Instant::now() < deadline)
+        Ok(ready || Instant::now() < deadline)
     }
 }

@@ -8,8 +8,10 @@
 //! deleted when dropped.
 #![warn(missing_docs)]
 
+mod fake_node;
 mod postgres;
 
+pub use fake_node::FakeNode;
 pub use postgres::PgCluster;
 
 use std::io::{Read, Write};

@@ -56,6 +56,12 @@ impl PgCluster {
     /// (the server log's last lines among it) if it does not come up within
     /// 30 seconds.
     pub fn start() -> PgCluster {
+        Self::start_with_env(&[])
+    }
+
+    /// Like [`PgCluster::start`], with extra environment variables for the
+    /// server (e.g. `ERL_EPMD_PORT`).
+    pub fn start_with_env(vars: &[(&str, &str)]) -> PgCluster {
         let dir = Path::new("/var/tmp").join(unique("erlang_cnode-pg"));
         fs::create_dir(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
         // Built before starting, so that a failed start is cleaned up too.
@@ -65,6 +71,7 @@ impl PgCluster {
         };
         let out = cluster
             .script("start-postgres")
+            .envs(vars.iter().copied())
             .output()
             .expect("bin/start-postgres runs");
         assert!(

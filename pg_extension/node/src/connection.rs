@@ -11,7 +11,7 @@ use crate::epmd;
 use crate::handshake::{handshake, Peer};
 use crate::io::{self, ConnectError};
 use crate::name::NodeName;
-use crate::wait::{Interest, Wait};
+use crate::wait::Wait;
 use crate::{Error, Result};
 
 /// How long the rest of a frame may take once its first byte is in.
@@ -166,6 +166,7 @@ pub struct Connection {
     node: String,
     pub(crate) local_name: String,
     peer: Peer,
+    input: io::ReadBuffer,
     max_message_size: usize,
     /// An operation stopped in the middle of a frame: the stream is out of
     /// step and the connection must not be used again.
@@ -213,6 +214,7 @@ impl Connection {
             node: name,
             local_name,
             peer,
+            input: io::ReadBuffer::new(),
             max_message_size: 64 << 20,
             broken: false,
         })
@@ -321,46 +323,20 @@ impl Connection {
 
     /// Waits until a frame starts arriving, consuming nothing.
     fn await_frame(&mut self, waiter: &mut dyn Wait, deadline: Instant) -> Result<()> {
-        let fd = self.stream.as_raw_fd();
-        let timeout = || Error::Timeout {
-            node: self.node.clone(),
-            during: "waiting for",
-        };
-        let interrupted = || Error::Interrupted {
-            node: self.node.clone(),
-        };
         if Instant::now() >= deadline {
-            return Err(timeout());
+            return Err(Error::Timeout {
+                node: self.node.clone(),
+                during: "waiting for",
+            });
         }
         // Let the host see a cancel even while data keeps arriving.
-        if waiter.wait(fd, Interest::Read, Instant::now()).is_err() {
-            return Err(interrupted());
+        if waiter.check(self.stream.as_raw_fd()).is_err() {
+            return Err(Error::Interrupted {
+                node: self.node.clone(),
+            });
         }
-        loop {
-            match self.stream.peek(&mut [0u8; 1]) {
-                Ok(0) => {
-                    return Err(Error::ConnectionLost {
-                        node: self.node.clone(),
-                        reason: "closed by the peer".into(),
-                    });
-                }
-                Ok(_) => return Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    match waiter.wait(fd, Interest::Read, deadline) {
-                        Ok(true) => {}
-                        Ok(false) => return Err(timeout()),
-                        Err(_) => return Err(interrupted()),
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(Error::ConnectionLost {
-                        node: self.node.clone(),
-                        reason: e.to_string(),
-                    })
-                }
-            }
-        }
+        self.input
+            .fill(&self.stream, 1, waiter, deadline, &self.node, "waiting for")
     }
 
     /// Reads one frame: `None` for a tick or an output request, each
@@ -370,16 +346,10 @@ impl Connection {
         self.usable()?;
         self.await_frame(waiter, deadline)?;
         self.broken = true;
-        let mut len = [0u8; 4];
-        io::read_exact(
-            &mut self.stream,
-            &mut len,
-            waiter,
-            deadline,
-            &self.node,
-            "waiting for",
-        )?;
-        let len = u32::from_be_bytes(len) as usize;
+        self.input
+            .fill(&self.stream, 4, waiter, deadline, &self.node, "waiting for")?;
+        let head = &self.input.available()[..4];
+        let len = u32::from_be_bytes(head.try_into().expect("4 bytes")) as usize;
         if len > self.max_message_size {
             return Err(Error::TooLarge {
                 node: self.node.clone(),
@@ -387,10 +357,9 @@ impl Connection {
                 limit: self.max_message_size,
             });
         }
-        let mut body = vec![0u8; len];
-        io::read_exact(
-            &mut self.stream,
-            &mut body,
+        self.input.fill(
+            &self.stream,
+            4 + len,
             waiter,
             deadline,
             &self.node,
@@ -398,10 +367,13 @@ impl Connection {
         )?;
         self.broken = false;
         if len == 0 {
+            self.input.consume(4);
             self.tick(waiter, deadline)?;
             return Ok(None);
         }
-        let received = self.parse(&body)?;
+        let parsed = self.parse(&self.input.available()[4..4 + len]);
+        self.input.consume(4 + len);
+        let received = parsed?;
         if self.answer_io_request(&received, waiter, deadline)? {
             return Ok(None);
         }
@@ -454,27 +426,24 @@ impl Connection {
         self.usable()?;
         let deadline = Instant::now() + IDLE_FRAME_GRACE;
         loop {
-            match self.stream.peek(&mut [0u8; 1]) {
-                Ok(0) => {
-                    return Err(Error::ConnectionLost {
-                        node: self.node.clone(),
-                        reason: "closed by the peer while idle".into(),
-                    });
-                }
-                Ok(_) => match self.next_frame(waiter, deadline) {
-                    Ok(_) | Err(Error::Protocol { .. }) => {}
-                    // Out of time between frames: the connection is sound.
-                    Err(Error::Timeout { .. }) if !self.broken => return Ok(()),
+            if self.input.available().is_empty() {
+                match self.input.read_once(&self.stream, 1, &self.node) {
+                    Ok(None) => return Ok(()),
+                    Ok(Some(_)) => {}
+                    Err(Error::ConnectionLost { node, reason }) => {
+                        return Err(Error::ConnectionLost {
+                            node,
+                            reason: format!("{reason} while idle"),
+                        })
+                    }
                     Err(e) => return Err(e),
-                },
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(Error::ConnectionLost {
-                        node: self.node.clone(),
-                        reason: e.to_string(),
-                    })
                 }
+            }
+            match self.next_frame(waiter, deadline) {
+                Ok(_) | Err(Error::Protocol { .. }) => {}
+                // Out of time between frames: the connection is sound.
+                Err(Error::Timeout { .. }) if !self.broken => return Ok(()),
+                Err(e) => return Err(e),
             }
         }
     }

@@ -10,6 +10,15 @@ use crate::{Error, Result};
 
 /// EPMD's well-known port.
 pub const EPMD_PORT: u16 = 4369;
+
+/// The port EPMD listens on: `ERL_EPMD_PORT` if set, as `erl` reads it,
+/// else 4369.
+pub fn epmd_port() -> u16 {
+    std::env::var("ERL_EPMD_PORT")
+        .ok()
+        .and_then(|port| port.trim().parse().ok())
+        .unwrap_or(EPMD_PORT)
+}
 const PORT_PLEASE2_REQ: u8 = 122;
 const PORT2_RESP: u8 = 119;
 /// Distribution protocol version 6 (OTP 23+), the only one spoken here.
@@ -21,7 +30,7 @@ pub fn resolve(node: &NodeName) -> Result<std::net::IpAddr> {
         host: node.host().to_owned(),
         node: node.to_string(),
     };
-    let addrs: Vec<SocketAddr> = (node.host(), EPMD_PORT)
+    let addrs: Vec<SocketAddr> = (node.host(), 0)
         .to_socket_addrs()
         .map_err(|_| unknown())?
         .collect();
@@ -44,7 +53,7 @@ pub fn lookup(node: &NodeName, waiter: &mut dyn Wait, deadline: Instant) -> Resu
         source,
     };
     let mut stream = match io::connect(
-        SocketAddr::new(ip, EPMD_PORT),
+        SocketAddr::new(ip, epmd_port()),
         waiter,
         deadline,
         &name,

@@ -111,6 +111,9 @@ pub fn handshake(
     let status = m.recv()?;
     match status.split_first() {
         Some((b's', b"ok" | b"ok_simultaneous")) => {}
+        // The peer has not yet seen our previous connection close (we
+        // replaced it, or it broke): tell it to drop that one and go on.
+        Some((b's', b"alive")) => m.send(b"strue")?,
         Some((b's', other)) => {
             return Err(Error::Refused {
                 node: node.to_owned(),

@@ -158,3 +158,115 @@ pub(crate) fn write_all(
     }
     Ok(())
 }
+
+/// Bytes read from a connection and not consumed yet. Each read takes all
+/// the socket has (up to the room left), so frames that arrive together
+/// cost one system call.
+#[derive(Debug)]
+pub(crate) struct ReadBuffer {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+/// Room a read asks for at least.
+const READ_CHUNK: usize = 64 << 10;
+
+impl ReadBuffer {
+    pub(crate) fn new() -> ReadBuffer {
+        ReadBuffer {
+            buf: Vec::new(),
+            start: 0,
+        }
+    }
+
+    /// The bytes not consumed yet.
+    pub(crate) fn available(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// Drops the first `n` available bytes.
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.start += n;
+        debug_assert!(self.start <= self.buf.len());
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+    }
+
+    /// One read without waiting, with room for at least `want` more bytes:
+    /// `Some(n)` bytes arrived, `None` nothing is there yet. End of stream
+    /// and errors are `ConnectionLost`.
+    pub(crate) fn read_once(
+        &mut self,
+        stream: &TcpStream,
+        want: usize,
+        node: &str,
+    ) -> Result<Option<usize>> {
+        if self.start > 0 && self.buf.capacity() - self.buf.len() < want {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.reserve(want.max(READ_CHUNK));
+        let spare = self.buf.spare_capacity_mut();
+        loop {
+            // SAFETY: reads at most spare.len() bytes into the spare capacity.
+            let n =
+                unsafe { libc::read(stream.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+            match n {
+                0 => {
+                    return Err(Error::ConnectionLost {
+                        node: node.to_owned(),
+                        reason: "closed by the peer".into(),
+                    })
+                }
+                n if n > 0 => {
+                    let n = n as usize;
+                    // SAFETY: the read initialised these n bytes.
+                    unsafe { self.buf.set_len(self.buf.len() + n) };
+                    return Ok(Some(n));
+                }
+                _ => {
+                    let e = std::io::Error::last_os_error();
+                    match e.kind() {
+                        ErrorKind::WouldBlock => return Ok(None),
+                        ErrorKind::Interrupted => {}
+                        _ => {
+                            return Err(Error::ConnectionLost {
+                                node: node.to_owned(),
+                                reason: e.to_string(),
+                            })
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads until at least `need` bytes are available, waiting in
+    /// `waiter` until `deadline`.
+    pub(crate) fn fill(
+        &mut self,
+        stream: &TcpStream,
+        need: usize,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+        node: &str,
+        during: During,
+    ) -> Result<()> {
+        while self.available().len() < need {
+            let want = need - self.available().len();
+            if self.read_once(stream, want, node)?.is_none() {
+                wait_for(
+                    waiter,
+                    stream.as_raw_fd(),
+                    Interest::Read,
+                    deadline,
+                    node,
+                    during,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -29,6 +29,13 @@ pub trait Wait {
         interest: Interest,
         deadline: Instant,
     ) -> Result<bool, Interrupted>;
+
+    /// Whether the operation must stop now, without waiting; checked before
+    /// every frame, so a cancel is seen even while data keeps arriving. The
+    /// default asks [`Wait::wait`] with a deadline of now.
+    fn check(&mut self, fd: RawFd) -> Result<(), Interrupted> {
+        self.wait(fd, Interest::Read, Instant::now()).map(drop)
+    }
 }
 
 /// A [`Wait`] on `poll(2)` that nothing interrupts, for tests and tools.

@@ -12,6 +12,9 @@ SELECT erlang_connect('nobody@no-such-host.invalid', 'cookie');
 SELECT erlang_connect(:'missing_node', 'cookie');
 SELECT erlang_connect(:'node', 'not-the-cookie');
 SELECT erlang_ping(:'missing_node');
+-- A node that answers with something that is not a term.
+SELECT erlang_connect(:'fake_node', :'fake_cookie');
+SELECT erlang_call(:'fake_node', 'erlang', 'node');
 \set VERBOSITY default
 SELECT erlang_connect(:'node', :'cookie');
 SELECT set_config('regress.node', :'node', false) IS NOT NULL AS ok;

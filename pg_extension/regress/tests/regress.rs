@@ -12,7 +12,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use erlang_cnode_test_harness::{short_host, ErlNode, PgCluster};
+use erlang_cnode_test_harness::{short_host, ErlNode, FakeNode, PgCluster};
 use regex::Regex;
 
 fn here() -> PathBuf {
@@ -89,6 +89,7 @@ fn check(name: &str) {
     let short = target(false);
     let long = target(true);
     let spare = target(false);
+    let fake = FakeNode::malformed_replies();
     let missing = format!("nosuch_{}@{}", std::process::id(), short_host());
     let vars = [
         format!("node={}", short.name),
@@ -98,6 +99,8 @@ fn check(name: &str) {
         format!("spare_node={}", spare.name),
         format!("spare_cookie={}", spare.cookie),
         format!("missing_node={missing}"),
+        format!("fake_node={}", fake.name),
+        format!("fake_cookie={}", fake.cookie),
     ];
     // Unaligned: column widths would follow the lengths of node names.
     let mut args = vec!["-A", "-v", "VERBOSITY=default"];
@@ -106,7 +109,7 @@ fn check(name: &str) {
     }
     let out = cluster.psql_file("regress", &here().join(format!("sql/{name}.sql")), &args);
     let actual = normalize(
-        &String::from_utf8_lossy(&out.stdout),
+        &String::from_utf8_lossy(&out.stdout).replace(&fake.name, "<fake node>"),
         &[
             (&short, "<node>"),
             (&long, "<long node>"),
@@ -147,6 +150,26 @@ fn check(name: &str) {
         !log.contains("not-the-cookie"),
         "a cookie is in the server log"
     );
+}
+
+/// The log checks above can fail: errors do reach the log, and so do the
+/// statements of other errors.
+#[test]
+fn errors_are_logged_but_not_statements_with_cookies() {
+    let cluster = cluster();
+    let node = target(false);
+    let marker = format!("marker_{}", std::process::id());
+    cluster.psql(
+        "regress",
+        &format!(
+            "SELECT erlang_connect('{}', 'cookie_{marker}');\nSELECT 1/0 AS {marker};\n",
+            node.name
+        ),
+    );
+    let log = cluster.log();
+    assert!(log.contains("rejected the cookie"), "{log}");
+    assert!(log.contains(&format!("SELECT 1/0 AS {marker}")), "{log}");
+    assert!(!log.contains(&format!("cookie_{marker}")), "{log}");
 }
 
 #[test]
@@ -225,4 +248,26 @@ fn a_cancel_from_another_session_stops_a_call() {
         stdout.contains(&format!("\"$atom\": \"{}\"", node.name)),
         "{stdout}"
     );
+}
+
+/// EPMD not answering: a cluster whose servers look for EPMD on a port
+/// where nothing listens (`ERL_EPMD_PORT`, as `erl` reads it).
+#[test]
+fn an_unreachable_epmd_is_its_own_error() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port().to_string();
+    drop(closed);
+    let cluster = PgCluster::start_with_env(&[("ERL_EPMD_PORT", &port)]);
+    cluster.create_db("epmd");
+    let out = cluster.psql(
+        "epmd",
+        &format!(
+            "CREATE EXTENSION erlang_cnode;\n\\set VERBOSITY verbose\n\
+             SELECT erlang_connect('anyone@{}', 'cookie');\n",
+            short_host()
+        ),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ERROR:  08N02: EPMD on"), "{stderr}");
+    assert!(stderr.contains("is not reachable"), "{stderr}");
 }
