@@ -61,7 +61,8 @@ pub fn with_nodes<T>(
         fn drop(&mut self) {
             if std::thread::panicking() {
                 if let Some(node) = self.node {
-                    self.nodes.disconnect(node);
+                    // Keep the cookie: the next request reconnects with it.
+                    self.nodes.drop_connection(node);
                 }
             }
         }

@@ -117,7 +117,13 @@ unsafe fn connect_with_cookie(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     // The statement holds the cookie: keep it out of the log, whatever fails.
     log::hide_statements_until_transaction_end();
     let hide = |e: SqlError| e.hide_statement();
-    let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }.map_err(hide)?).map_err(hide)?;
+    let node = unsafe { text_arg(fcinfo, 0, "node") }.map_err(hide)?;
+    // Not echoed: with the arguments swapped, it would be the cookie.
+    let node = erlang_cnode_node::NodeName::parse(&node).map_err(|_| {
+        SqlError::invalid("invalid node name (not shown): expected name@host")
+            .hint("The node comes first, the cookie second.")
+            .hide_statement()
+    })?;
     let cookie = unsafe { text_arg(fcinfo, 1, "cookie") }.map_err(hide)?;
     check_cookie(&cookie)?;
     let deadline = deadline(None, guc::connect_timeout()).map_err(hide)?;

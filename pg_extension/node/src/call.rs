@@ -10,7 +10,7 @@ use erlang_cnode_codec::Term;
 use crate::connection::control::{
     MONITOR_P_EXIT, PAYLOAD_MONITOR_P_EXIT, SPAWN_REPLY, SPAWN_REQUEST,
 };
-use crate::connection::{Connection, LocalNode};
+use crate::connection::{Connection, GroupLeader, LocalNode};
 use crate::wait::Wait;
 use crate::{Error, Result};
 
@@ -56,9 +56,10 @@ pub enum Outcome {
 
 impl Connection {
     /// Calls `module:function(args…)` on the peer and waits for the outcome
-    /// until `deadline`. Output the function writes to its group leader is
-    /// acknowledged and dropped. A timeout leaves the function running; its
-    /// late result is recognised by its reference and dropped.
+    /// until `deadline`. What the function prints goes to the peer's own
+    /// standard output (see [`Connection::group_leader`]). A timeout leaves
+    /// the function running; its late result is recognised by its reference
+    /// and dropped.
     pub fn call(
         &mut self,
         local: &mut LocalNode,
@@ -68,6 +69,7 @@ impl Connection {
         waiter: &mut dyn Wait,
         deadline: Instant,
     ) -> Result<Outcome> {
+        self.group_leader(local, waiter, deadline)?;
         let request_id = local.make_ref(&self.local_name);
         let result_tag = local.make_ref(&self.local_name);
         let args = vec![
@@ -120,8 +122,42 @@ impl Connection {
         }
     }
 
+    /// The group leader of the processes our calls and casts spawn: the
+    /// peer's `user` process, looked up once per connection, so that what
+    /// they print goes to the peer's standard output and never waits on
+    /// this node (which reads only while it runs a request). Our own pid if
+    /// the peer has no `user`; output requests to us are acknowledged.
+    pub(crate) fn group_leader(
+        &mut self,
+        local: &mut LocalNode,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<()> {
+        if self.group_leader != GroupLeader::Unknown {
+            return Ok(());
+        }
+        self.group_leader = GroupLeader::Resolving;
+        let found = self.call(
+            local,
+            "erlang",
+            "whereis",
+            vec![Term::atom("user")],
+            waiter,
+            deadline,
+        );
+        self.group_leader = match found {
+            Ok(Outcome::Return(pid @ Term::Pid(_))) => GroupLeader::Known(pid),
+            Ok(_) => GroupLeader::Known(local.pid(&self.local_name)),
+            Err(e) => {
+                self.group_leader = GroupLeader::Unknown;
+                return Err(e);
+            }
+        };
+        Ok(())
+    }
+
     /// Sends a `SPAWN_REQUEST` that runs `erpc:<function>(args…)` with our
-    /// pid as parent and group leader (so output comes to us).
+    /// pid as parent and the group leader above.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn spawn_request(
         &mut self,
@@ -134,12 +170,16 @@ impl Connection {
         deadline: Instant,
     ) -> Result<()> {
         let pid = local.pid(&self.local_name);
+        let group_leader = match &self.group_leader {
+            GroupLeader::Known(leader) => leader.clone(),
+            _ => pid.clone(),
+        };
         let arity = args.len() as i64;
         let control = Term::Tuple(vec![
             Term::Int(SPAWN_REQUEST),
             request_id,
-            pid.clone(),
             pid,
+            group_leader,
             Term::Tuple(vec![
                 Term::atom("erpc"),
                 Term::atom(function),

@@ -55,7 +55,10 @@ pub struct LocalNode {
     alive: String,
     host: Host,
     creation: u32,
-    refs: u32,
+    refs: u64,
+    /// A random word in every reference, so that references of another
+    /// incarnation under the same name (and creation) never match ours.
+    ref_salt: u32,
 }
 
 #[derive(Debug)]
@@ -83,18 +86,19 @@ impl LocalNode {
     }
 
     fn with_host(prefix: &str, host: Host) -> Result<LocalNode> {
-        let mut random = [0u8; 8];
+        let mut random = [0u8; 12];
         getrandom::fill(&mut random).map_err(|e| Error::Protocol {
             node: prefix.to_owned(),
             what: format!("no randomness: {e}"),
         })?;
-        let suffix = u32::from_be_bytes(random[..4].try_into().expect("4 bytes"));
-        let creation = u32::from_be_bytes(random[4..].try_into().expect("4 bytes")).max(1);
+        let word = |i: usize| u32::from_be_bytes(random[i..i + 4].try_into().expect("4 bytes"));
+        let (suffix, creation, ref_salt) = (word(0), word(4).max(1), word(8));
         let local = LocalNode {
             alive: format!("{prefix}_{}_{suffix:08x}", std::process::id()),
             host,
             creation,
             refs: 0,
+            ref_salt,
         };
         NodeName::parse(&local.name())?;
         Ok(local)
@@ -135,13 +139,7 @@ impl LocalNode {
     /// this node is called `name`.
     pub fn make_ref(&mut self, name: &str) -> Term<'static> {
         self.refs = self.refs.wrapping_add(1);
-        let mut random = [0u8; 8];
-        let _ = getrandom::fill(&mut random);
-        let id = vec![
-            self.refs,
-            u32::from_be_bytes(random[..4].try_into().expect("4 bytes")),
-            u32::from_be_bytes(random[4..].try_into().expect("4 bytes")),
-        ];
+        let id = vec![self.refs as u32, (self.refs >> 32) as u32, self.ref_salt];
         Term::Reference(Box::new(Reference {
             node: name.to_owned().into(),
             creation: self.creation,
@@ -159,6 +157,17 @@ pub struct Received {
     pub message: Option<Term<'static>>,
 }
 
+/// The group leader for processes we spawn on the peer.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum GroupLeader {
+    /// Not looked up yet.
+    Unknown,
+    /// Being looked up (by a call that uses our own pid meanwhile).
+    Resolving,
+    /// This pid.
+    Known(Term<'static>),
+}
+
 /// An open distribution connection to one node.
 #[derive(Debug)]
 pub struct Connection {
@@ -167,6 +176,7 @@ pub struct Connection {
     pub(crate) local_name: String,
     peer: Peer,
     input: io::ReadBuffer,
+    pub(crate) group_leader: GroupLeader,
     max_message_size: usize,
     /// An operation stopped in the middle of a frame: the stream is out of
     /// step and the connection must not be used again.
@@ -215,6 +225,7 @@ impl Connection {
             local_name,
             peer,
             input: io::ReadBuffer::new(),
+            group_leader: GroupLeader::Unknown,
             max_message_size: 64 << 20,
             broken: false,
         })
@@ -421,10 +432,11 @@ impl Connection {
     /// ones that do not decode). Call it before sending a request: a
     /// connection the peer dropped (for instance after `net_ticktime`
     /// without ticks) is reported as `ConnectionLost` before anything was
-    /// sent. It drains for at most a second, however much keeps arriving.
-    pub fn check_idle(&mut self, waiter: &mut dyn Wait) -> Result<()> {
+    /// sent. It drains for at most a second (and never past `deadline`), however much
+    /// keeps arriving.
+    pub fn check_idle(&mut self, waiter: &mut dyn Wait, deadline: Instant) -> Result<()> {
         self.usable()?;
-        let deadline = Instant::now() + IDLE_FRAME_GRACE;
+        let deadline = deadline.min(Instant::now() + IDLE_FRAME_GRACE);
         loop {
             if self.input.available().is_empty() {
                 match self.input.read_once(&self.stream, 1, &self.node) {

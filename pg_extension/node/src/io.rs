@@ -199,15 +199,21 @@ impl ReadBuffer {
     /// and errors are `ConnectionLost`.
     pub(crate) fn read_once(
         &mut self,
-        stream: &TcpStream,
+        stream: &impl AsRawFd,
         want: usize,
         node: &str,
     ) -> Result<Option<usize>> {
-        if self.start > 0 && self.buf.capacity() - self.buf.len() < want {
+        let room = want.max(READ_CHUNK);
+        if self.start > 0 && self.buf.capacity() - self.buf.len() < room {
+            // Move what is left to the front rather than grow.
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        self.buf.reserve(want.max(READ_CHUNK));
+        if self.buf.is_empty() && self.buf.capacity() > 4 * READ_CHUNK.max(want) {
+            // Give back what one large message needed.
+            self.buf = Vec::new();
+        }
+        self.buf.reserve(room);
         let spare = self.buf.spare_capacity_mut();
         loop {
             // SAFETY: reads at most spare.len() bytes into the spare capacity.
@@ -247,7 +253,7 @@ impl ReadBuffer {
     /// `waiter` until `deadline`.
     pub(crate) fn fill(
         &mut self,
-        stream: &TcpStream,
+        stream: &impl AsRawFd,
         need: usize,
         waiter: &mut dyn Wait,
         deadline: Instant,
@@ -268,5 +274,31 @@ impl ReadBuffer {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn the_read_buffer_stays_small_while_frames_stream_through() {
+        let (reader, mut writer) = UnixStream::pair().unwrap();
+        reader.set_nonblocking(true).unwrap();
+        let mut buffer = ReadBuffer::new();
+        let chunk = vec![7u8; 1030];
+        let mut largest = 0;
+        for round in 0..20_000 {
+            writer.write_all(&chunk).unwrap();
+            while buffer.read_once(&reader, 1, "test").unwrap().is_some() {}
+            // Consume in frame-sized pieces, leaving a partial frame behind.
+            let frame = 44 + round % 120;
+            while buffer.available().len() >= frame {
+                buffer.consume(frame);
+            }
+            largest = largest.max(buffer.buf.capacity());
+        }
+        assert!(largest <= 4 * READ_CHUNK, "grew to {largest} bytes");
     }
 }

@@ -118,6 +118,12 @@ impl Nodes {
         Ok(())
     }
 
+    /// Drops the connection to `node` but keeps its cookie for the next
+    /// request (for a connection that may hold half a frame).
+    pub fn drop_connection(&mut self, node: &NodeName) {
+        self.entries.remove(&node.to_string());
+    }
+
     /// Drops the connection to `node` and forgets its cookie; whether there
     /// was a connection.
     pub fn disconnect(&mut self, node: &NodeName) -> bool {
@@ -154,14 +160,21 @@ impl Nodes {
         let (node, key) = (target.node, target.node.to_string());
         let reconnect_with = match self.entries.get_mut(&key) {
             Some(entry) if entry.connection.is_broken() => Some(entry.cookie.clone()),
-            Some(entry) => match entry.connection.check_idle(waiter) {
+            Some(entry) => match entry.connection.check_idle(waiter, deadline) {
                 Ok(()) => None,
-                Err(Error::ConnectionLost { .. }) => Some(entry.cookie.clone()),
-                Err(e) => {
-                    // Whatever failed may have left half a frame behind.
-                    self.entries.remove(&key);
+                // The wait was interrupted: stop. The connection is kept
+                // unless that left half a frame behind.
+                Err(e @ Error::Interrupted { .. }) => {
+                    if entry.connection.is_broken() {
+                        self.entries.remove(&key);
+                    }
                     return Err(e);
                 }
+                // Anything else (the peer closed it, a stale oversized or
+                // malformed reply, a stale frame cut off by the deadline)
+                // concerns an earlier request, not this one, which has not
+                // been sent: connect afresh.
+                Err(_) => Some(entry.cookie.clone()),
             },
             None => match self.cookies.get(&key) {
                 Some(cookie) => Some(cookie.clone()),

@@ -58,6 +58,7 @@ impl Connection {
             Term::atom(function.to_owned()),
             Term::List(args),
         ];
+        self.group_leader(local, waiter, deadline)?;
         // The spawn reply comes later and is dropped as a stray.
         let request_id = local.make_ref(&self.local_name);
         self.spawn_request(
@@ -103,7 +104,21 @@ impl Connection {
         self.send_to(local, server, &request, waiter, deadline)?;
 
         loop {
-            let received = self.recv(waiter, deadline)?;
+            let received = match self.recv(waiter, deadline) {
+                Ok(received) => received,
+                Err(e @ (Error::Timeout { .. } | Error::Interrupted { .. }))
+                    if !self.is_broken() =>
+                {
+                    // Take the monitor off the server (best effort, briefly:
+                    // the socket almost always has room).
+                    let demonitor =
+                        Term::Tuple(vec![Term::Int(DEMONITOR_P), pid, server.clone(), monitor]);
+                    let brief = Instant::now() + std::time::Duration::from_millis(20);
+                    let _ = self.send(&demonitor, None, &mut crate::wait::PollWait, brief);
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
             let Term::Tuple(control) = &received.control else {
                 continue;
             };

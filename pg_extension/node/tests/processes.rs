@@ -174,7 +174,7 @@ fn an_idle_check_drops_strays_and_notices_a_closed_peer() {
     );
     assert!(matches!(late, Err(Error::Timeout { .. })));
     std::thread::sleep(Duration::from_millis(300));
-    s.connection.check_idle(&mut PollWait).unwrap();
+    s.connection.check_idle(&mut PollWait, soon()).unwrap();
     // The stray was consumed: nothing is left to receive.
     let nothing = s
         .connection
@@ -191,7 +191,7 @@ fn an_idle_check_drops_strays_and_notices_a_closed_peer() {
 
     s.node.kill();
     std::thread::sleep(Duration::from_millis(200));
-    let err = s.connection.check_idle(&mut PollWait).unwrap_err();
+    let err = s.connection.check_idle(&mut PollWait, soon()).unwrap_err();
     assert!(matches!(err, Error::ConnectionLost { .. }), "{err:?}");
 }
 
@@ -282,7 +282,7 @@ fn a_frame_cut_off_midway_breaks_only_that_connection() {
 }
 
 #[test]
-fn output_of_a_cast_is_acknowledged_while_idle() {
+fn output_of_a_cast_never_waits_for_us() {
     let mut s = session();
     let count = |s: &mut Session| match s.call(
         "erlang",
@@ -304,11 +304,8 @@ fn output_of_a_cast_is_acknowledged_while_idle() {
             .cast(&mut s.local, "io", "format", args(), &mut PollWait, soon())
             .unwrap();
     }
-    // The casts' output requests reach us while we sit idle, and the idle
-    // check is what reads them: it must answer them, not drop them (a
-    // dropped request leaves its process waiting forever).
-    std::thread::sleep(Duration::from_millis(300));
-    s.connection.check_idle(&mut PollWait).unwrap();
+    // Their output goes to the node's own standard output: the processes
+    // finish while we sit idle, reading nothing.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let now = count(&mut s);

@@ -30,6 +30,8 @@ SELECT name, setting, unit, context FROM pg_settings WHERE name LIKE 'erlang\_cn
 SELECT erlang_connect(:'node', 'not-the-cookie');
 SELECT erlang_connect(:'node', '');
 SELECT erlang_connect(:'node', E'a\nb');
+-- Arguments swapped: the would-be node name (the cookie) is not echoed.
+SELECT erlang_connect('s3cret-cookie', :'node');
 SELECT count(*) FROM erlang_connections() c WHERE row_to_json(c)::text LIKE '%' || :'cookie' || '%';
 REVOKE erlang_cnode_user FROM regress_tester;
 DROP ROLE regress_tester;
