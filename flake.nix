@@ -26,8 +26,11 @@
             beam.elixir_1_14
           ];
           LIBCLANG_PATH = "${pkgs.llvmPackages.libclang.lib}/lib";
+          # cargo-pgrx 0.18.1 is not in nixpkgs 24.05: scripts/setup runs
+          # `cargo install --locked cargo-pgrx --version 0.18.1` and
+          # `cargo pgrx init --pg15 $(command -v pg_config)` when missing.
           shellHook = ''
-            export PATH="$PWD/scripts:$PATH"
+            export PATH="$PWD/scripts:$PWD/test_harness/bin:$PATH"
           '';
         };
       });
