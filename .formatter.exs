@@ -1,0 +1,3 @@
+[
+  inputs: ["mix.exs", "elixir_app/**/*.{ex,exs}"]
+]
