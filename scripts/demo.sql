@@ -12,6 +12,12 @@ SELECT erlang_cast(:'node', 'erlang', 'send', '[{"$atom": "demo"}, "sent by a ca
 -- A gen_server call: how many applications run there.
 SELECT jsonb_array_length(erlang_gen_call(:'node', 'application_controller',
                                           '{"$atom": "which_applications"}', 5000)) AS applications;
+-- Typed services (Elixir: use ErlangCnode.Service): what the node offers,
+-- calls with named arguments, and a typed-argument error.
+SELECT service, function, arguments, returns FROM erlang_services(:'node') ORDER BY 1, 2;
+SELECT erlang_service_call(:'node', 'demo', 'add', '{"a": 1, "b": 2}');
+SELECT erlang_service_call(:'node', 'demo', 'greet', '{"name": "postgres", "tone": "loud"}');
+SELECT erlang_service_call(:'node', 'demo', 'add', '{"a": 1, "b": "two"}');
 -- Erlang exceptions are SQL errors with their own SQLSTATE.
 \set VERBOSITY verbose
 SELECT erlang_call(:'node', 'nosuch', 'f');

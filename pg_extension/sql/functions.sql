@@ -58,6 +58,26 @@ CREATE FUNCTION erlang_send(node text, name text, message jsonb) RETURNS boolean
 COMMENT ON FUNCTION erlang_send(text, text, jsonb) IS
     'Sends a message to a process registered under name on the node.';
 
+CREATE FUNCTION erlang_service_call(
+    node text, service text, function text,
+    args jsonb DEFAULT '{}', timeout_ms integer DEFAULT NULL
+) RETURNS jsonb
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'erlang_service_call';
+COMMENT ON FUNCTION erlang_service_call(text, text, text, jsonb, integer) IS
+    'Calls a typed service function (Elixir ErlangCnode.Service) with named arguments.';
+
+CREATE FUNCTION erlang_services(node text)
+RETURNS TABLE (service text, function text, arguments jsonb, returns jsonb)
+    LANGUAGE sql VOLATILE PARALLEL RESTRICTED
+    AS $$
+        SELECT s ->> 'service', s ->> 'function', s -> 'arguments', s -> 'returns'
+        FROM jsonb_array_elements(
+            erlang_call(node, 'Elixir.ErlangCnode.Registry', 'sql_services', '[]')) AS s
+    $$;
+COMMENT ON FUNCTION erlang_services(text) IS
+    'The services and functions the node offers (Elixir ErlangCnode.Registry), with their types.';
+
 COMMENT ON FUNCTION erlang_connections() IS
     'This backend''s live connections: node, its own node name there, since when, last use, counts.';
 
@@ -75,12 +95,14 @@ REVOKE ALL ON FUNCTION
     erlang_connect(text, text), erlang_connect(text), erlang_disconnect(text),
     erlang_ping(text), erlang_call(text, text, text, jsonb, integer),
     erlang_gen_call(text, text, jsonb, integer), erlang_cast(text, text, text, jsonb),
-    erlang_send(text, text, jsonb), erlang_connections()
+    erlang_send(text, text, jsonb), erlang_connections(),
+    erlang_service_call(text, text, text, jsonb, integer), erlang_services(text)
 FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
     erlang_connect(text, text), erlang_connect(text), erlang_disconnect(text),
     erlang_ping(text), erlang_call(text, text, text, jsonb, integer),
     erlang_gen_call(text, text, jsonb, integer), erlang_cast(text, text, text, jsonb),
-    erlang_send(text, text, jsonb), erlang_connections()
+    erlang_send(text, text, jsonb), erlang_connections(),
+    erlang_service_call(text, text, text, jsonb, integer), erlang_services(text)
 TO erlang_cnode_user;

@@ -20,6 +20,9 @@
 //! | `ER001` | the Erlang function raised an `error` |
 //! | `ER002` | … an `exit` (also a dead `gen_server`: `noproc`) |
 //! | `ER003` | … a `throw` |
+//! | `ER004` | a service function (`erlang_service_call`) crashed |
+//! | `ER005` | a service function returned a value of the wrong type |
+//! | `42883` | no such service or function on the node |
 
 use std::ffi::{c_char, c_int, CString};
 

@@ -42,6 +42,7 @@ sql_functions! {
     erlang_gen_call, pg_finfo_erlang_gen_call => gen_call;
     erlang_cast, pg_finfo_erlang_cast => cast;
     erlang_send, pg_finfo_erlang_send => send;
+    erlang_service_call, pg_finfo_erlang_service_call => service_call;
 }
 
 /// Runs `body` with PostgreSQL errors and Rust panics inside it reported
@@ -258,6 +259,112 @@ unsafe fn send(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
         )
     })?;
     Ok(Datum::from(true))
+}
+
+/// How much longer than the service's own timeout the reply may take: the
+/// dispatcher answers `timeout` itself when its task overruns.
+const SERVICE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `erlang_service_call(node, service, function, args, timeout_ms)`: a typed
+/// service function through the node's `ErlangCnode.Dispatcher`.
+unsafe fn service_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }?)?;
+    let service = unsafe { text_arg(fcinfo, 1, "service") }?;
+    let function = unsafe { text_arg(fcinfo, 2, "function") }?;
+    let args_text = unsafe { jsonb_arg(fcinfo, 3, "args") }?;
+    let args = match jsonb::term_of(&args_text, "args")? {
+        map @ Term::Map(_) => map,
+        _ => {
+            return Err(
+                SqlError::invalid("args must be a JSON object of named arguments")
+                    .hint("For example '{\"a\": 1, \"b\": 2}'::jsonb; '{}' for none."),
+            )
+        }
+    };
+    let timeout = match unsafe { timeout_arg(fcinfo, 4) } {
+        None => guc::call_timeout(),
+        Some(ms) if ms > 0 => std::time::Duration::from_millis(ms as u64),
+        Some(ms) => {
+            return Err(SqlError::invalid(format!(
+                "timeout_ms must be positive, not {ms}"
+            )))
+        }
+    };
+    let deadline = std::time::Instant::now() + timeout + SERVICE_GRACE;
+    let call_args = vec![
+        Term::binary(service.as_bytes()),
+        Term::binary(function.as_bytes()),
+        args,
+        Term::Int(timeout.as_millis().min(i64::MAX as u128) as i64),
+    ];
+    let node_text = node.to_string();
+    let outcome = with_nodes(Some(&node), |nodes| {
+        nodes.call(
+            &target(&node),
+            "Elixir.ErlangCnode.Dispatcher",
+            "call",
+            call_args,
+            &mut waiter(),
+            deadline,
+        )
+    })?;
+    let what = format!("{service}.{function}");
+    match outcome {
+        erlang_cnode_node::Outcome::Return(Term::Tuple(items)) => match items.as_slice() {
+            [Term::Atom(ok), value] if ok == "ok" => jsonb::datum_of(value, &node_text),
+            [Term::Atom(error), Term::Atom(kind), Term::Binary(message)] if error == "error" => {
+                Err(service_error(
+                    &what,
+                    &node_text,
+                    kind,
+                    &String::from_utf8_lossy(message),
+                ))
+            }
+            _ => Err(unexpected_service_reply(&node_text)),
+        },
+        erlang_cnode_node::Outcome::Return(_) => Err(unexpected_service_reply(&node_text)),
+        erlang_cnode_node::Outcome::Exception {
+            class,
+            reason,
+            stack,
+        } => Err(error::exception(
+            "ErlangCnode.Dispatcher.call/4",
+            &node_text,
+            class,
+            &reason,
+            stack.as_ref(),
+        )
+        .hint("Is the erlang_cnode Elixir application running on the node?")),
+    }
+}
+
+fn unexpected_service_reply(node: &str) -> SqlError {
+    SqlError::new(
+        b"08P01",
+        format!("node {node} answered a service call with something else than {{ok, _}} or {{error, _, _}}"),
+    )
+}
+
+/// The ERROR for a failed service call, by the dispatcher's kind.
+fn service_error(what: &str, node: &str, kind: &str, message: &str) -> SqlError {
+    match kind {
+        "unknown_service" | "unknown_function" => SqlError::new(b"42883", message.to_owned())
+            .hint("erlang_services(node) lists the services and functions a node offers."),
+        "invalid_arguments" => SqlError::invalid(format!(
+            "invalid arguments for {what} on node {node}: {message}"
+        )),
+        "invalid_result" => SqlError::new(
+            b"ER005",
+            format!("{what} on node {node} returned a value of the wrong type: {message}"),
+        ),
+        "crashed" => SqlError::new(b"ER004", format!("{what} on node {node} crashed"))
+            .detail(message.to_owned()),
+        "timeout" => SqlError::new(b"57014", format!("{what} on node {node}: {message}")),
+        other => SqlError::new(
+            b"ER004",
+            format!("{what} on node {node} failed ({other}): {message}"),
+        ),
+    }
 }
 
 fn result(outcome: erlang_cnode_node::Outcome, what: &str, node: &str) -> SqlResult<Datum> {

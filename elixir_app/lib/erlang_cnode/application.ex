@@ -1,0 +1,15 @@
+defmodule ErlangCnode.Application do
+  @moduledoc false
+  use Application
+
+  @impl true
+  def start(_type, _args) do
+    children = [
+      {Task.Supervisor, name: ErlangCnode.TaskSupervisor},
+      ErlangCnode.Registry,
+      ErlangCnode.Dispatcher
+    ]
+
+    Supervisor.start_link(children, strategy: :one_for_one, name: ErlangCnode.Supervisor)
+  end
+end

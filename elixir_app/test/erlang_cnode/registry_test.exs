@@ -1,0 +1,32 @@
+defmodule ErlangCnode.RegistryTest do
+  use ExUnit.Case
+  alias ErlangCnode.Registry
+  doctest ErlangCnode.Registry
+
+  test "services are listed with their signatures, as SQL shows them" do
+    Registry.register(ErlangCnode.Demo)
+    rows = Registry.sql_services()
+    add = Enum.find(rows, &(&1["service"] == "demo" and &1["function"] == "add"))
+
+    assert add == %{
+             "service" => "demo",
+             "function" => "add",
+             "arguments" => [
+               %{"name" => "a", "type" => "integer"},
+               %{"name" => "b", "type" => "integer"}
+             ],
+             "returns" => "integer"
+           }
+  end
+
+  test "only service modules can be registered" do
+    assert_raise ArgumentError, fn -> Registry.register(Enum) end
+  end
+
+  test "unregistering removes the service" do
+    Registry.register(ErlangCnode.Demo)
+    Registry.unregister("demo")
+    assert Registry.lookup("demo") == :error
+    Registry.register(ErlangCnode.Demo)
+  end
+end

@@ -1,0 +1,42 @@
+defmodule ErlangCnode.TestServices.Accounts do
+  @moduledoc false
+  use ErlangCnode.Service, name: "accounts"
+
+  defcall find(
+            user :: map(%{id: integer, name: optional(string)}),
+            tags :: list(atom([:new, :vip]))
+          ) :: map(%{id: integer, tags: list(atom([:new, :vip]))}) do
+    %{id: user.id, tags: tags}
+  end
+
+  defcall crash(reason :: string) :: any do
+    raise reason
+  end
+
+  defcall slow(ms :: integer) :: string do
+    Process.sleep(ms)
+    "done"
+  end
+
+  defcall wrong_result() :: integer do
+    "not an integer"
+  end
+
+  defcall notify(to :: string, message :: any) :: boolean do
+    # `to` names a process registered on the node running the tests.
+    send(String.to_existing_atom(to), {:from_sql, message})
+    true
+  end
+
+  defcall ratio(x :: float, n :: number, flag :: boolean) :: float do
+    if flag, do: x * n, else: x
+  end
+end
+
+defmodule ErlangCnode.TestServices.Terms do
+  @moduledoc false
+  # Holds terms for SQL to fetch by index (the cross-check of the JSON the
+  # extension and the NIF give for one term).
+  def put(terms), do: :persistent_term.put(__MODULE__, List.to_tuple(terms))
+  def get(index), do: elem(:persistent_term.get(__MODULE__), index)
+end
