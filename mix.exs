@@ -13,7 +13,13 @@ defmodule Mix.Tasks.Compile.ErlangCnodeNif do
     # Built as the primary package: only then is nif_init exported.
     args = ["build", "--release", "--quiet", "-p", "erlang_cnode_nif"]
 
-    case System.cmd("cargo", args, env: [{"CARGO_TARGET_DIR", target}], stderr_to_stdout: true) do
+    cargo =
+      System.find_executable("cargo") ||
+        Mix.raise(
+          "cargo not found: the NIF is built with Rust (run scripts/setup, or install rustup)"
+        )
+
+    case System.cmd(cargo, args, env: [{"CARGO_TARGET_DIR", target}], stderr_to_stdout: true) do
       {_, 0} ->
         source = Path.join([target, "release", "liberlang_cnode_nif.so"])
         dest = Path.join([Mix.Project.app_path(), "priv", "native", "erlang_cnode_nif.so"])

@@ -69,7 +69,7 @@ COMMENT ON FUNCTION erlang_service_call(text, text, text, jsonb, integer) IS
 
 CREATE FUNCTION erlang_services(node text)
 RETURNS TABLE (service text, function text, arguments jsonb, returns jsonb)
-    LANGUAGE sql VOLATILE PARALLEL RESTRICTED
+    LANGUAGE sql VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED
     AS $$
         SELECT s ->> 'service', s ->> 'function', s -> 'arguments', s -> 'returns'
         FROM jsonb_array_elements(

@@ -262,7 +262,8 @@ unsafe fn send(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
 }
 
 /// How much longer than the service's own timeout the reply may take: the
-/// dispatcher answers `timeout` itself when its task overruns.
+/// dispatcher answers `timeout` itself when its task overruns (its caller
+/// waits a second longer than the timeout, this a second more).
 const SERVICE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// `erlang_service_call(node, service, function, args, timeout_ms)`: a typed
@@ -271,16 +272,15 @@ unsafe fn service_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }?)?;
     let service = unsafe { text_arg(fcinfo, 1, "service") }?;
     let function = unsafe { text_arg(fcinfo, 2, "function") }?;
+    // Sent as JSON text and decoded on the node without making atoms: no
+    // argument from SQL can create one there.
     let args_text = unsafe { jsonb_arg(fcinfo, 3, "args") }?;
-    let args = match jsonb::term_of(&args_text, "args")? {
-        map @ Term::Map(_) => map,
-        _ => {
-            return Err(
-                SqlError::invalid("args must be a JSON object of named arguments")
-                    .hint("For example '{\"a\": 1, \"b\": 2}'::jsonb; '{}' for none."),
-            )
-        }
-    };
+    if !args_text.starts_with('{') {
+        return Err(
+            SqlError::invalid("args must be a JSON object of named arguments")
+                .hint("For example '{\"a\": 1, \"b\": 2}'::jsonb; '{}' for none."),
+        );
+    }
     let timeout = match unsafe { timeout_arg(fcinfo, 4) } {
         None => guc::call_timeout(),
         Some(ms) if ms > 0 => std::time::Duration::from_millis(ms as u64),
@@ -294,7 +294,7 @@ unsafe fn service_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let call_args = vec![
         Term::binary(service.as_bytes()),
         Term::binary(function.as_bytes()),
-        args,
+        Term::binary(args_text.as_bytes()),
         Term::Int(timeout.as_millis().min(i64::MAX as u128) as i64),
     ];
     let node_text = node.to_string();
@@ -302,7 +302,7 @@ unsafe fn service_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
         nodes.call(
             &target(&node),
             "Elixir.ErlangCnode.Dispatcher",
-            "call",
+            "sql_call",
             call_args,
             &mut waiter(),
             deadline,
@@ -328,7 +328,7 @@ unsafe fn service_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
             reason,
             stack,
         } => Err(error::exception(
-            "ErlangCnode.Dispatcher.call/4",
+            "ErlangCnode.Dispatcher.sql_call/4",
             &node_text,
             class,
             &reason,

@@ -39,7 +39,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"erlang_cnode.call_timeout",
         c"How long a call waits for its reply unless it passes timeout_ms.",
-        c"The function keeps running on the node after a timeout; its late reply is discarded.",
+        c"After a timeout the function's process on the node is killed, as on a cancel.",
         &CALL_TIMEOUT,
         1,
         i32::MAX,

@@ -4,6 +4,8 @@ defmodule ErlangCnode.Application do
 
   @impl true
   def start(_type, _args) do
+    :ok = ErlangCnode.Registry.create_table()
+
     children = [
       {Task.Supervisor, name: ErlangCnode.TaskSupervisor},
       ErlangCnode.Registry,

@@ -1,19 +1,22 @@
 defmodule ErlangCnode.Dispatcher do
   @moduledoc """
   Runs service calls from SQL. `erlang_service_call(node, service, function,
-  args, timeout_ms)` in PostgreSQL calls `call/4` here.
+  args, timeout_ms)` in PostgreSQL calls `sql_call/4` here, with the
+  arguments as JSON text; Elixir code can call `call/4` with a map.
 
   The arguments are checked and converted against the function's signature
-  before anything runs; the function then runs in a task under
-  `ErlangCnode.TaskSupervisor`, started by the registered dispatcher process
-  and killed if it outlives its timeout. A service that crashes or hangs
-  never takes the dispatcher down.
+  before anything runs. The function then runs in a task under
+  `ErlangCnode.TaskSupervisor`, started by the registered dispatcher
+  process; the task checks the result against the declared return type and
+  answers the caller itself. The dispatcher only keeps time: it kills a
+  task that outlives its timeout, or whose caller is gone (a cancelled
+  query). Nothing a service does — crash, hang, trap exits, return nonsense
+  — takes the dispatcher down.
 
-  `call/4` answers `{:ok, result}` or `{:error, kind, message}`. The result
-  is checked against the declared return type and given in the plain JSON
-  that type promises (see `ErlangCnode.Types.encode/2`). `kind` is
-  one of `:unknown_service`, `:unknown_function`, `:invalid_arguments`,
-  `:invalid_result`, `:crashed` and `:timeout`.
+  The answer is `{:ok, result}`, with the result in the plain JSON its type
+  promises (see `ErlangCnode.Types.encode/2`), or `{:error, kind, message}`
+  with `kind` one of `:unknown_service`, `:unknown_function`,
+  `:invalid_arguments`, `:invalid_result`, `:crashed` and `:timeout`.
 
       iex> ErlangCnode.Registry.register(ErlangCnode.Demo)
       iex> ErlangCnode.Dispatcher.call("demo", "add", %{"a" => 1, "b" => 2}, 1000)
@@ -34,8 +37,26 @@ defmodule ErlangCnode.Dispatcher do
           | :crashed
           | :timeout
 
+  # How much longer than a call's own timeout its caller waits for the
+  # dispatcher's answer (which, on an overrun, is :timeout).
+  @grace 1_000
+
   @doc false
   def start_link(opts), do: GenServer.start_link(__MODULE__, opts, name: __MODULE__)
+
+  @doc """
+  `call/4` with the arguments as JSON text (an object), as SQL sends them.
+  The text is decoded on this node without making new atoms, so no
+  argument from SQL can create one.
+  """
+  @spec sql_call(String.t(), String.t(), String.t(), pos_integer) ::
+          {:ok, term} | {:error, kind, String.t()}
+  def sql_call(service, function, json, timeout) when is_binary(json) do
+    case ErlangCnode.Term.from_json(json) do
+      {:ok, args} -> call(service, function, args, timeout)
+      {:error, {kind, message}} -> {:error, :invalid_arguments, "args: #{kind}: #{message}"}
+    end
+  end
 
   @doc """
   Calls `function` of `service` with `args` (a map of argument names to
@@ -44,20 +65,18 @@ defmodule ErlangCnode.Dispatcher do
   @spec call(String.t(), String.t(), map, pos_integer) ::
           {:ok, term} | {:error, kind, String.t()}
   def call(service, function, args, timeout)
-      when is_integer(timeout) and timeout > 0 do
+      when is_integer(timeout) and timeout > 0 and timeout <= 0xFFFFFFFF - @grace do
     with {:ok, module} <- find_service(service),
          {:ok, signature} <- find_function(module, service, function),
          {:ok, argv} <- check_args(signature, args) do
-      # Waits a little longer than the task may run: the dispatcher itself
-      # answers :timeout when the task overruns.
-      GenServer.call(__MODULE__, {:run, module, signature, argv, timeout}, timeout + 5_000)
+      GenServer.call(__MODULE__, {:run, module, signature, argv, timeout}, timeout + @grace)
     end
   end
 
   def call(_service, _function, _args, timeout),
     do:
       {:error, :invalid_arguments,
-       "timeout: expected a positive integer, got #{inspect(timeout)}"}
+       "timeout: expected a positive integer of milliseconds, got #{inspect(timeout)}"}
 
   defp find_service(service) do
     case Registry.lookup(service) do
@@ -67,19 +86,17 @@ defmodule ErlangCnode.Dispatcher do
   end
 
   defp find_function(module, service, function) do
-    signature =
-      Enum.find(
-        module.__erlang_cnode_service__().calls,
-        &(is_binary(function) and Atom.to_string(&1.name) == function)
-      )
+    found =
+      is_binary(function) &&
+        Enum.find(module.__erlang_cnode_service__().calls, &(Atom.to_string(&1.name) == function))
 
-    case signature do
-      nil ->
+    case found do
+      signature when is_map(signature) ->
+        {:ok, signature}
+
+      _ ->
         {:error, :unknown_function,
          "service #{inspect(service)} has no function #{inspect(function)}"}
-
-      signature ->
-        {:ok, signature}
     end
   end
 
@@ -90,60 +107,89 @@ defmodule ErlangCnode.Dispatcher do
     end
   end
 
-  defp check_args(_signature, args),
-    do:
-      {:error, :invalid_arguments,
-       "args: expected an object of named arguments, got #{inspect(args)}"}
+  defp check_args(_signature, _args),
+    do: {:error, :invalid_arguments, "args: expected an object of named arguments"}
+
+  # The task: run, check the result, answer the caller directly (a reply
+  # after the caller gave up is dropped by its alias).
+  defp run(from, module, signature, argv) do
+    answer =
+      try do
+        result = apply(module, signature.name, argv)
+
+        case Types.check(signature.returns, result, "result") do
+          {:ok, _} -> {:ok, Types.encode(signature.returns, result)}
+          {:error, message} -> {:error, :invalid_result, message}
+        end
+      catch
+        kind, reason -> {:error, :crashed, Exception.format(kind, reason, __STACKTRACE__)}
+      end
+
+    GenServer.reply(from, answer)
+  end
 
   @impl true
   def init(_opts), do: {:ok, %{}}
 
   @impl true
-  def handle_call({:run, module, signature, argv, timeout}, from, running) do
-    task =
-      Task.Supervisor.async_nolink(ErlangCnode.TaskSupervisor, fn ->
-        apply(module, signature.name, argv)
-      end)
+  def handle_call({:run, module, signature, argv, timeout}, {caller, _} = from, running) do
+    {:ok, pid} =
+      Task.Supervisor.start_child(
+        ErlangCnode.TaskSupervisor,
+        fn -> run(from, module, signature, argv) end,
+        restart: :temporary
+      )
 
-    timer = Process.send_after(self(), {:overran, task.ref}, timeout)
-    {:noreply, Map.put(running, task.ref, {from, task, timer, signature})}
+    task = Process.monitor(pid)
+    caller_monitor = Process.monitor(caller)
+    timer = Process.send_after(self(), {:overran, task}, timeout)
+
+    entry = %{pid: pid, from: from, timer: timer, caller: caller_monitor, name: signature.name}
+    {:noreply, running |> Map.put(task, entry) |> Map.put(caller_monitor, {:caller_of, task})}
   end
+
+  def handle_call(_unknown, _from, running), do: {:reply, {:error, :unknown_request}, running}
 
   @impl true
-  def handle_info({ref, result}, running) when is_map_key(running, ref) do
-    Process.demonitor(ref, [:flush])
-    {{from, _task, timer, signature}, running} = Map.pop(running, ref)
-    Process.cancel_timer(timer)
-    GenServer.reply(from, check_result(signature, result))
-    {:noreply, running}
-  end
-
+  # The task ended: it answered, or it died without answering.
   def handle_info({:DOWN, ref, :process, _pid, reason}, running) when is_map_key(running, ref) do
-    {{from, _task, timer, _signature}, running} = Map.pop(running, ref)
-    Process.cancel_timer(timer)
-    GenServer.reply(from, {:error, :crashed, Exception.format_exit(reason)})
-    {:noreply, running}
+    case Map.pop(running, ref) do
+      {{:caller_of, task}, running} ->
+        # The caller is gone (a cancelled query): stop its task.
+        {:noreply, stop_task(running, task)}
+
+      {entry, running} ->
+        Process.cancel_timer(entry.timer)
+        Process.demonitor(entry.caller, [:flush])
+
+        if reason != :normal do
+          GenServer.reply(entry.from, {:error, :crashed, Exception.format_exit(reason)})
+        end
+
+        {:noreply, Map.delete(running, entry.caller)}
+    end
   end
 
-  def handle_info({:overran, ref}, running) when is_map_key(running, ref) do
-    {{from, task, _timer, signature}, running} = Map.pop(running, ref)
-    Task.Supervisor.terminate_child(ErlangCnode.TaskSupervisor, task.pid)
-    Process.demonitor(ref, [:flush])
-
-    GenServer.reply(
-      from,
-      {:error, :timeout, "#{signature.name} did not finish in time and was stopped"}
-    )
-
-    {:noreply, running}
+  def handle_info({:overran, task}, running) when is_map_key(running, task) do
+    %{from: from, name: name} = running[task]
+    GenServer.reply(from, {:error, :timeout, "#{name} did not finish in time and was stopped"})
+    {:noreply, stop_task(running, task)}
   end
 
   def handle_info(_stale, running), do: {:noreply, running}
 
-  defp check_result(signature, result) do
-    case Types.check(signature.returns, result, "result") do
-      {:ok, _} -> {:ok, Types.encode(signature.returns, result)}
-      {:error, message} -> {:error, :invalid_result, message}
+  defp stop_task(running, task) do
+    case Map.pop(running, task) do
+      {nil, running} ->
+        running
+
+      {entry, running} ->
+        # :kill, not a shutdown a task trapping exits could sit out.
+        Process.exit(entry.pid, :kill)
+        Process.demonitor(task, [:flush])
+        Process.demonitor(entry.caller, [:flush])
+        Process.cancel_timer(entry.timer)
+        Map.delete(running, entry.caller)
     end
   end
 end

@@ -54,7 +54,11 @@ defmodule ErlangCnode.Registry do
     |> Enum.sort()
   end
 
-  @doc "The hidden nodes (PostgreSQL backends) connected to this node."
+  @doc """
+  The hidden nodes connected to this node: the PostgreSQL backends
+  (`postgres_<pid>_<random>@host` unless `erlang_cnode.node_prefix` says
+  otherwise), and any other hidden node, such as a remote shell.
+  """
   @spec backends() :: [node]
   def backends, do: GenServer.call(__MODULE__, :backends)
 
@@ -80,9 +84,16 @@ defmodule ErlangCnode.Registry do
     end
   end
 
+  @doc false
+  # The table outlives the Registry process (it is made by the application
+  # before the supervisor starts), so a Registry restart loses nothing.
+  def create_table do
+    :ets.new(@table, [:named_table, :public, read_concurrency: true])
+    :ok
+  end
+
   @impl true
   def init(_opts) do
-    :ets.new(@table, [:named_table, :protected, read_concurrency: true])
     :ok = :net_kernel.monitor_nodes(true, node_type: :hidden)
     backends = MapSet.new(Node.list(:hidden))
 
@@ -108,10 +119,14 @@ defmodule ErlangCnode.Registry do
     {:reply, state.backends |> MapSet.to_list() |> Enum.sort(), state}
   end
 
+  def handle_call(_unknown, _from, state), do: {:reply, {:error, :unknown_request}, state}
+
   @impl true
   def handle_info({:nodeup, node, _info}, state),
     do: {:noreply, %{state | backends: MapSet.put(state.backends, node)}}
 
   def handle_info({:nodedown, node, _info}, state),
     do: {:noreply, %{state | backends: MapSet.delete(state.backends, node)}}
+
+  def handle_info(_stray, state), do: {:noreply, state}
 end

@@ -54,9 +54,19 @@ defmodule ErlangCnode.Service do
   @doc """
   Defines a function SQL may call: `defcall name(arg :: type, …) :: type do … end`.
   """
-  defmacro defcall(head, do: body) do
+  defmacro defcall(head, blocks) do
+    body =
+      case blocks do
+        [do: body] -> body
+        _ -> raise ArgumentError, "defcall takes a do block only (no rescue, after or else)"
+      end
+
     {call, returns} =
       case head do
+        {:when, _, _} ->
+          raise ArgumentError,
+                "defcall does not take guards: the declared types are checked instead"
+
         {:"::", _, [call, returns]} ->
           {call, returns}
 
@@ -66,21 +76,23 @@ defmodule ErlangCnode.Service do
 
     {name, args} =
       case call do
-        {name, _, args} when is_atom(name) and is_list(args) -> {name, args}
-        {name, _, context} when is_atom(name) and is_atom(context) -> {name, []}
+        {name, _, args} when is_atom(name) and is_list(args) ->
+          {name, args}
+
+        {name, _, context} when is_atom(name) and is_atom(context) ->
+          {name, []}
+
+        other ->
+          raise ArgumentError,
+                "defcall needs a plain function name, got: #{Macro.to_string(other)}"
       end
 
-    typed =
-      for arg <- args do
-        case arg do
-          {:"::", _, [{var, _, context} = ast, type]} when is_atom(var) and is_atom(context) ->
-            {var, ast, ErlangCnode.Types.from_quoted(type)}
+    typed = Enum.map(args, &typed_arg/1)
 
-          other ->
-            raise ArgumentError,
-                  "defcall arguments are `name :: type`, got: #{Macro.to_string(other)}"
-        end
-      end
+    case Enum.find(typed, fn {var, _, _} -> Enum.count(typed, &(elem(&1, 0) == var)) > 1 end) do
+      nil -> :ok
+      {var, _, _} -> raise ArgumentError, "defcall #{name}: argument #{var} is declared twice"
+    end
 
     signature = %{
       name: name,
@@ -96,7 +108,31 @@ defmodule ErlangCnode.Service do
     end
   end
 
-  defmacro __before_compile__(_env) do
+  defp typed_arg({:"::", _, [{var, _, context} = ast, type]})
+       when is_atom(var) and is_atom(context) do
+    if String.starts_with?(Atom.to_string(var), "_") do
+      raise ArgumentError,
+            "defcall argument #{var}: SQL passes arguments by name, so names cannot start with _"
+    end
+
+    {var, ast, ErlangCnode.Types.from_quoted(type)}
+  end
+
+  defp typed_arg(other) do
+    raise ArgumentError, "defcall arguments are `name :: type`, got: #{Macro.to_string(other)}"
+  end
+
+  defmacro __before_compile__(env) do
+    names = env.module |> Module.get_attribute(:erlang_cnode_calls) |> Enum.map(& &1.name)
+
+    case names -- Enum.uniq(names) do
+      [] ->
+        :ok
+
+      [name | _] ->
+        raise ArgumentError, "#{inspect(env.module)}: defcall #{name} is defined more than once"
+    end
+
     quote do
       @impl ErlangCnode.Service
       def __erlang_cnode_service__ do

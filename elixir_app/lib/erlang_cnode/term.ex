@@ -24,15 +24,16 @@ defmodule ErlangCnode.Term do
   (`:invalid_json`, `:unknown_atom`, `:too_deep`, …) and `message` is for
   people. The `!` variants raise `ErlangCnode.Error` instead.
 
-  Large inputs (over 64 KiB of external term format or of JSON) are
+  Large inputs (over 8 KiB of external term format or of JSON) are
   converted on a dirty CPU scheduler, so they do not hold up a normal one.
   """
 
   alias ErlangCnode.{Error, Native}
 
-  # Larger inputs go to the dirty variants: converting 64 KiB takes well
-  # under a millisecond, the budget of a normal scheduler.
-  @dirty_threshold 64 * 1024
+  # Larger inputs go to the dirty variants. 8 KiB of ordinary terms takes
+  # well under the millisecond a normal scheduler may spend; big integers
+  # cost far more per byte (a 41 KB one took 12.8 ms to write as JSON).
+  @dirty_threshold 8 * 1024
 
   @typedoc "Why a conversion failed: a stable kind and a message for people."
   @type reason :: {kind :: atom, message :: String.t()}

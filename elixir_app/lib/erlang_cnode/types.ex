@@ -41,7 +41,8 @@ defmodule ErlangCnode.Types do
   # Turns the quoted type of a `defcall` head into a `t()`; raises
   # ArgumentError on anything else. Runs at compile time.
   def from_quoted({name, _, context})
-      when name in [:integer, :float, :number, :string, :boolean, :any] and is_atom(context),
+      when name in [:integer, :float, :number, :string, :boolean, :any] and
+             (is_atom(context) or context == []),
       do: name
 
   def from_quoted({name, _, [atoms]}) when name in [:atom, :one_of] and is_list(atoms) do
@@ -57,7 +58,14 @@ defmodule ErlangCnode.Types do
   def from_quoted({name, _, [type]}) when name in [:optional, :nullable],
     do: {:optional, from_quoted(type)}
 
-  def from_quoted({:map, _, [fields]}), do: from_quoted(fields)
+  def from_quoted({:map, _, [{:%{}, _, _} = fields]}), do: from_quoted(fields)
+
+  def from_quoted({:map, _, _} = other),
+    do:
+      raise(
+        ArgumentError,
+        "map(...) takes the fields as %{name: type}, got: #{Macro.to_string(other)}"
+      )
 
   def from_quoted({:%{}, _, fields}) do
     unless Enum.all?(fields, fn {key, _} -> is_atom(key) end) do
@@ -91,7 +99,14 @@ defmodule ErlangCnode.Types do
   def check({:optional, type}, value, path), do: check(type, value, path)
   def check(:integer, value, _path) when is_integer(value), do: {:ok, value}
   def check(:float, value, _path) when is_float(value), do: {:ok, value}
-  def check(:float, value, _path) when is_integer(value), do: {:ok, value * 1.0}
+
+  def check(:float, value, path) when is_integer(value) do
+    case to_float(value) do
+      {:ok, float} -> {:ok, float}
+      :error -> problem(path, "expected float (this number is out of range)", value)
+    end
+  end
+
   def check(:number, value, _path) when is_number(value), do: {:ok, value}
   def check(:boolean, value, _path) when is_boolean(value), do: {:ok, value}
 
@@ -118,6 +133,16 @@ defmodule ErlangCnode.Types do
   end
 
   def check({:list, type}, value, path) when is_list(value) do
+    if List.improper?(value),
+      do: problem(path, "expected list", value),
+      else: check_items(type, value, path)
+  end
+
+  def check({:map, fields}, value, path) when is_map(value), do: check_map(fields, value, path)
+
+  def check(type, value, path), do: problem(path, "expected #{describe(type)}", value)
+
+  defp check_items(type, value, path) do
     value
     |> Enum.with_index()
     |> Enum.reduce_while({:ok, []}, fn {item, index}, {:ok, done} ->
@@ -134,7 +159,7 @@ defmodule ErlangCnode.Types do
 
   # Objects from JSON have string keys; results from Elixir code may have
   # the field names as atoms.
-  def check({:map, fields}, value, path) when is_map(value) do
+  defp check_map(fields, value, path) do
     known = MapSet.new(fields, fn {key, _} -> Atom.to_string(key) end)
 
     case Enum.find(Map.keys(value), &(not MapSet.member?(known, key_text(&1)))) do
@@ -142,8 +167,6 @@ defmodule ErlangCnode.Types do
       extra -> {:error, "#{path}.#{key_text(extra)}: unexpected field"}
     end
   end
-
-  def check(type, value, path), do: problem(path, "expected #{describe(type)}", value)
 
   defp check_fields(fields, value, path) do
     Enum.reduce_while(fields, {:ok, %{}}, fn {key, type}, {:ok, done} ->
@@ -161,6 +184,12 @@ defmodule ErlangCnode.Types do
         error -> {:halt, error}
       end
     end)
+  end
+
+  defp to_float(integer) do
+    {:ok, :erlang.float(integer)}
+  rescue
+    ArgumentError -> :error
   end
 
   defp fetch_field(map, key) do
@@ -197,7 +226,7 @@ defmodule ErlangCnode.Types do
   def encode({:optional, type}, value), do: encode(type, value)
   def encode({:atom, _}, value) when is_atom(value), do: Atom.to_string(value)
   def encode({:list, type}, value), do: Enum.map(value, &encode(type, &1))
-  def encode(:float, value) when is_integer(value), do: value * 1.0
+  def encode(:float, value) when is_integer(value), do: elem(to_float(value), 1)
 
   def encode({:map, fields}, value) do
     Map.new(fields, fn {key, type} ->

@@ -8,6 +8,7 @@ defmodule ErlangCnode.DispatcherTest do
 
   setup do
     Registry.register(Accounts)
+    Registry.register(ErlangCnode.Demo)
     :ok
   end
 
@@ -48,6 +49,63 @@ defmodule ErlangCnode.DispatcherTest do
   test "a timed-out task is stopped" do
     before = length(Task.Supervisor.children(ErlangCnode.TaskSupervisor))
     assert {:error, :timeout, _} = Dispatcher.call("accounts", "slow", %{"ms" => 60_000}, 50)
-    assert length(Task.Supervisor.children(ErlangCnode.TaskSupervisor)) == before
+    wait_until(fn -> length(Task.Supervisor.children(ErlangCnode.TaskSupervisor)) == before end)
+  end
+
+  test "a task that traps exits is still stopped, without holding up other calls" do
+    call = Task.async(fn -> Dispatcher.call("accounts", "stubborn", %{"ms" => 60_000}, 100) end)
+    Process.sleep(150)
+    # The dispatcher answers at once: it did not wait on the stubborn task.
+    assert {:ok, 3} = Dispatcher.call("demo", "add", %{"a" => 1, "b" => 2}, 1000)
+    assert {:error, :timeout, _} = Task.await(call, 2_000)
+  end
+
+  test "results that do not fit their type are errors, and the dispatcher lives on" do
+    dispatcher = Process.whereis(Dispatcher)
+    assert {:error, :invalid_result, _} = Dispatcher.call("accounts", "improper", %{}, 1000)
+    assert {:error, :invalid_result, _} = Dispatcher.call("accounts", "huge", %{}, 1000)
+    assert Process.whereis(Dispatcher) == dispatcher
+  end
+
+  test "a caller that goes away takes its task with it" do
+    before = length(Task.Supervisor.children(ErlangCnode.TaskSupervisor))
+    caller = spawn(fn -> Dispatcher.call("accounts", "slow", %{"ms" => 60_000}, 90_000) end)
+
+    wait_until(fn ->
+      length(Task.Supervisor.children(ErlangCnode.TaskSupervisor)) == before + 1
+    end)
+
+    Process.exit(caller, :kill)
+    wait_until(fn -> length(Task.Supervisor.children(ErlangCnode.TaskSupervisor)) == before end)
+  end
+
+  test "stray messages and calls leave the dispatcher and the registry as they were" do
+    for name <- [Dispatcher, Registry] do
+      pid = Process.whereis(name)
+      send(name, :stray)
+      assert GenServer.call(name, :nonsense) == {:error, :unknown_request}
+      assert Process.whereis(name) == pid
+    end
+
+    assert {:ok, ErlangCnode.TestServices.Accounts} = Registry.lookup("accounts")
+  end
+
+  test "SQL's JSON arguments make no atoms" do
+    name = "never_made_#{System.unique_integer([:positive])}"
+    json = ~s({"value": {"$atom": "#{name}"}})
+
+    assert {:error, :invalid_arguments, "args: unknown_atom: " <> _} =
+             Dispatcher.sql_call("demo", "echo", json, 1000)
+
+    assert_raise ArgumentError, fn -> String.to_existing_atom(name) end
+    assert Dispatcher.sql_call("demo", "echo", ~s({"value": [1, "x"]}), 1000) == {:ok, [1, "x"]}
+  end
+
+  defp wait_until(check, tries \\ 200) do
+    cond do
+      check.() -> :ok
+      tries == 0 -> flunk("condition not reached")
+      true -> Process.sleep(10) && wait_until(check, tries - 1)
+    end
   end
 end

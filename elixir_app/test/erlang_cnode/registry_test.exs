@@ -23,10 +23,18 @@ defmodule ErlangCnode.RegistryTest do
     assert_raise ArgumentError, fn -> Registry.register(Enum) end
   end
 
+  defmodule Temporary do
+    use ErlangCnode.Service, name: "temporary"
+
+    defcall ping() :: string do
+      "pong"
+    end
+  end
+
   test "unregistering removes the service" do
-    Registry.register(ErlangCnode.Demo)
-    Registry.unregister("demo")
-    assert Registry.lookup("demo") == :error
-    Registry.register(ErlangCnode.Demo)
+    Registry.register(Temporary)
+    assert {:ok, Temporary} = Registry.lookup("temporary")
+    Registry.unregister("temporary")
+    assert Registry.lookup("temporary") == :error
   end
 end

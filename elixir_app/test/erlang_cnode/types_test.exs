@@ -1,5 +1,6 @@
 defmodule ErlangCnode.TypesTest do
-  use ExUnit.Case, async: true
+  # Not async: it counts atoms, which compiling code elsewhere would make.
+  use ExUnit.Case, async: false
   alias ErlangCnode.Types
   doctest ErlangCnode.Types
 
@@ -40,6 +41,20 @@ defmodule ErlangCnode.TypesTest do
              {:error, "args.tags[1]: expected string, got 2"}
 
     assert Types.check(type, [], "args") == {:error, "args: expected object, got []"}
+  end
+
+  test "numbers out of float range and improper lists are errors, not crashes" do
+    assert {:error, "a: expected float (this number is out of range), got 1" <> _} =
+             Types.check(:float, Integer.pow(10, 400), "a")
+
+    assert {:error, "a: expected list, got " <> _} = Types.check({:list, :integer}, [1 | 2], "a")
+  end
+
+  test "results are encoded as the plain JSON their type promises" do
+    type = {:map, [level: {:atom, [:low]}, ratio: :float, tags: {:list, {:optional, :string}}]}
+
+    assert Types.encode(type, %{level: :low, ratio: 2, tags: [nil, "x"]}) ==
+             %{"level" => "low", "ratio" => 2.0, "tags" => [nil, "x"]}
   end
 
   test "types become JSON-ready data for erlang_services()" do

@@ -28,6 +28,20 @@ defmodule ErlangCnode.TestServices.Accounts do
     true
   end
 
+  defcall stubborn(ms :: integer) :: string do
+    Process.flag(:trap_exit, true)
+    Process.sleep(ms)
+    "done"
+  end
+
+  defcall improper() :: list(integer) do
+    [1 | 2]
+  end
+
+  defcall huge() :: float do
+    Integer.pow(10, 400)
+  end
+
   defcall ratio(x :: float, n :: number, flag :: boolean) :: float do
     if flag, do: x * n, else: x
   end

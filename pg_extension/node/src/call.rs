@@ -8,10 +8,10 @@ use std::time::Instant;
 use erlang_cnode_codec::Term;
 
 use crate::connection::control::{
-    MONITOR_P_EXIT, PAYLOAD_MONITOR_P_EXIT, SPAWN_REPLY, SPAWN_REQUEST,
+    MONITOR_P_EXIT, PAYLOAD_EXIT2, PAYLOAD_MONITOR_P_EXIT, SPAWN_REPLY, SPAWN_REQUEST,
 };
 use crate::connection::{Connection, GroupLeader, LocalNode};
-use crate::wait::Wait;
+use crate::wait::{PollWait, Wait};
 use crate::{Error, Result};
 
 /// The class of an Erlang exception.
@@ -57,8 +57,10 @@ pub enum Outcome {
 impl Connection {
     /// Calls `module:function(args…)` on the peer and waits for the outcome
     /// until `deadline`. What the function prints goes to the peer's own
-    /// standard output (see [`Connection::group_leader`]). A timeout leaves
-    /// the function running; its late result is recognised by its reference
+    /// standard output (see [`Connection::group_leader`]). A call that times
+    /// out or is interrupted has its process on the peer killed (where
+    /// `erpc` would leave it running: a cancelled statement's work should
+    /// stop); a result already on its way is recognised by its reference
     /// and dropped.
     pub fn call(
         &mut self,
@@ -89,8 +91,20 @@ impl Connection {
             deadline,
         )?;
 
+        let mut spawned = None;
         loop {
-            let received = self.recv(waiter, deadline)?;
+            let received = match self.recv(waiter, deadline) {
+                Ok(received) => received,
+                Err(e @ (Error::Timeout { .. } | Error::Interrupted { .. })) => {
+                    // Given up on: stop the function rather than leave it
+                    // running (a cancelled statement's work should stop).
+                    if let Some(pid) = spawned {
+                        self.kill(local, pid);
+                    }
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
             let Term::Tuple(items) = &received.control else {
                 continue;
             };
@@ -100,6 +114,9 @@ impl Connection {
             };
             match (tag, items.as_slice()) {
                 (SPAWN_REPLY, [_, id, _, _, result]) if *id == request_id => {
+                    if matches!(result, Term::Pid(_)) {
+                        spawned = Some(result.clone());
+                    }
                     if matches!(result, Term::Atom(_)) {
                         return Err(Error::Protocol {
                             node: self.node_name().to_owned(),
@@ -120,6 +137,22 @@ impl Connection {
                 _ => {}
             }
         }
+    }
+
+    /// Kills `pid` on the peer (an exit signal `kill`, `PAYLOAD_EXIT2`),
+    /// best effort: a connection already out of step is left alone, and
+    /// the send waits at most a moment for room.
+    pub(crate) fn kill(&mut self, local: &LocalNode, pid: Term<'static>) {
+        if self.is_broken() {
+            return;
+        }
+        let control = Term::Tuple(vec![
+            Term::Int(PAYLOAD_EXIT2),
+            local.pid(&self.local_name),
+            pid,
+        ]);
+        let brief = Instant::now() + std::time::Duration::from_millis(20);
+        let _ = self.send(&control, Some(&Term::atom("kill")), &mut PollWait, brief);
     }
 
     /// The group leader of the processes our calls and casts spawn: the

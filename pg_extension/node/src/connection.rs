@@ -32,6 +32,7 @@ pub mod control {
     pub const DEMONITOR_P: i64 = 20;
     pub const MONITOR_P_EXIT: i64 = 21;
     pub const PAYLOAD_MONITOR_P_EXIT: i64 = 28;
+    pub const PAYLOAD_EXIT2: i64 = 26;
     pub const SPAWN_REQUEST: i64 = 29;
     pub const SPAWN_REPLY: i64 = 31;
 

@@ -176,3 +176,29 @@ fn a_killed_process_reports_the_signal() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_call_given_up_on_has_its_process_killed() {
+    let mut s = session();
+    let count = |s: &mut Session| match s.call_within(
+        "erlang",
+        "system_info",
+        r#"[{"$atom": "process_count"}]"#,
+        Duration::from_secs(10),
+    ) {
+        Ok(Outcome::Return(Term::Int(n))) => n,
+        other => panic!("{other:?}"),
+    };
+    let before = count(&mut s);
+    let late = s.call_within("timer", "sleep", "[60000]", Duration::from_millis(200));
+    assert!(matches!(late, Err(Error::Timeout { .. })), "{late:?}");
+    // The sleeping process is gone (not left to run for a minute).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(&mut s) > before {
+        assert!(
+            Instant::now() < deadline,
+            "the timed-out call's process still runs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
