@@ -27,7 +27,9 @@ defmodule Mix.Tasks.ErlangCnode.Node do
 
   A process registered as `demo` prints every message it receives.
 
-  EPMD is started if it is not running.
+  EPMD is started if it is not running. As with `erl`, starting distribution
+  creates `~/.erlang.cookie` (with a random cookie) if there is none, before
+  the given cookie replaces it for this node.
   """
   use Mix.Task
 
