@@ -2,14 +2,15 @@ defmodule Mix.Tasks.Compile.ErlangCnodeNif do
   @moduledoc """
   Builds the `erlang_cnode_nif` crate (`native/nif`) with cargo and copies
   the library to `priv/native/`, where `ErlangCnode.Native` loads it.
-  `CARGO_TARGET_DIR` (default `/var/tmp/erlang_cnode-target`) is shared with
+  `CARGO_TARGET_DIR` (default `/var/tmp/erlang_cnode-target`, for users other
+  than root with `-$USER` added) is shared with
   the rest of the workspace, so unchanged code is not rebuilt.
   """
   use Mix.Task.Compiler
 
   @impl true
   def run(_args) do
-    target = System.get_env("CARGO_TARGET_DIR", "/var/tmp/erlang_cnode-target")
+    target = System.get_env("CARGO_TARGET_DIR") || default_target()
     # Built as the primary package: only then is nif_init exported.
     args = ["build", "--release", "--quiet", "-p", "erlang_cnode_nif"]
 
@@ -28,6 +29,14 @@ defmodule Mix.Tasks.Compile.ErlangCnodeNif do
       {output, status} ->
         Mix.shell().error(output)
         Mix.raise("cargo build of the NIF failed (exit status #{status})")
+    end
+  end
+
+  # As scripts/test and scripts/run choose it: one directory per user.
+  defp default_target do
+    case File.stat!("/proc/self").uid do
+      0 -> "/var/tmp/erlang_cnode-target"
+      _ -> "/var/tmp/erlang_cnode-target-" <> (System.get_env("USER") || "user")
     end
   end
 

@@ -1,5 +1,5 @@
--- The README's example calls. scripts/run runs them against a fresh Elixir
--- node, with :node and :cookie set to its name and cookie.
+-- The README's example calls, and a few more. scripts/run runs them against
+-- a fresh Elixir node, with :node and :cookie set to its name and cookie.
 SELECT erlang_connect(:'node', :'cookie');
 SELECT erlang_call(:'node', 'erlang', 'node', '[]'::jsonb);
 SELECT erlang_call(:'node', 'Elixir.String', 'upcase', '["hello from postgres"]');
@@ -16,6 +16,7 @@ SELECT jsonb_array_length(erlang_gen_call(:'node', 'application_controller',
 -- calls with named arguments, and a typed-argument error.
 SELECT service, function, arguments, returns FROM erlang_services(:'node') ORDER BY 1, 2;
 SELECT erlang_service_call(:'node', 'demo', 'add', '{"a": 1, "b": 2}');
+SELECT erlang_service_call(:'node', 'demo', 'echo', '{"value": {"list": [1, 2.5, null]}}');
 SELECT erlang_service_call(:'node', 'demo', 'greet', '{"name": "postgres", "tone": "loud"}');
 SELECT erlang_service_call(:'node', 'demo', 'add', '{"a": 1, "b": "two"}');
 -- Erlang exceptions are SQL errors with their own SQLSTATE.

@@ -73,7 +73,7 @@ RETURNS TABLE (service text, function text, arguments jsonb, returns jsonb)
     AS $$
         SELECT s ->> 'service', s ->> 'function', s -> 'arguments', s -> 'returns'
         FROM jsonb_array_elements(
-            erlang_call(node, 'Elixir.ErlangCnode.Registry', 'sql_services', '[]')) AS s
+            @extschema@.erlang_call(node, 'Elixir.ErlangCnode.Registry', 'sql_services', '[]')) AS s
     $$;
 COMMENT ON FUNCTION erlang_services(text) IS
     'The services and functions the node offers (Elixir ErlangCnode.Registry), with their types.';

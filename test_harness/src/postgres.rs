@@ -60,7 +60,8 @@ impl PgCluster {
     }
 
     /// Like [`PgCluster::start`], with extra environment variables for the
-    /// server (e.g. `ERL_EPMD_PORT`).
+    /// server (e.g. `ERL_EPMD_PORT`, or `HOME`, where it looks for
+    /// `~/.erlang.cookie`).
     pub fn start_with_env(vars: &[(&str, &str)]) -> PgCluster {
         let dir = Path::new("/var/tmp").join(unique("erlang_cnode-pg"));
         fs::create_dir(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
@@ -69,9 +70,12 @@ impl PgCluster {
             dir,
             port: free_port(),
         };
+        // HOME is reset for the server by runuser: the script sets it.
+        let home = vars.iter().find(|(key, _)| *key == "HOME");
         let out = cluster
             .script("start-postgres")
-            .envs(vars.iter().copied())
+            .args(home.map(|(_, dir)| format!("--home={dir}")))
+            .envs(vars.iter().copied().filter(|(key, _)| *key != "HOME"))
             .output()
             .expect("bin/start-postgres runs");
         assert!(

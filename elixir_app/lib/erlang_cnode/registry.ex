@@ -45,7 +45,13 @@ defmodule ErlangCnode.Registry do
 
   def lookup(_name), do: :error
 
-  @doc "Every registered service: `{name, module}`, by name."
+  @doc """
+  Every registered service: `{name, module}`, by name.
+
+      iex> ErlangCnode.Registry.register(ErlangCnode.Demo)
+      iex> {"demo", ErlangCnode.Demo} in ErlangCnode.Registry.services()
+      true
+  """
   @spec services() :: [{String.t(), module}]
   def services do
     @table

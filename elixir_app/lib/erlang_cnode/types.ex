@@ -243,7 +243,10 @@ defmodule ErlangCnode.Types do
   def encode(_type, value), do: value
 
   @doc """
-  A type as text, as errors show it: `"list(integer)"`.
+  A type as text, as errors show it.
+
+      iex> ErlangCnode.Types.describe({:list, {:optional, :integer}})
+      "list(optional(integer))"
   """
   @spec describe(t) :: String.t()
   def describe({:atom, atoms}),
@@ -259,6 +262,9 @@ defmodule ErlangCnode.Types do
   A type as JSON-ready data, as `erlang_services()` shows it in SQL:
   `"integer"`, `%{"list" => "integer"}`, `%{"map" => %{"id" => "integer"}}`,
   `%{"optional" => "string"}`, `%{"atom" => ["low", "high"]}`.
+
+      iex> ErlangCnode.Types.to_data({:list, {:atom, [:low, :high]}})
+      %{"list" => %{"atom" => ["low", "high"]}}
   """
   @spec to_data(t) :: term
   def to_data({:atom, atoms}), do: %{"atom" => Enum.map(atoms, &Atom.to_string/1)}

@@ -6,7 +6,6 @@ defmodule ErlangCnode.TermTest do
   alias ErlangCnode.Term
 
   doctest ErlangCnode.Term
-  doctest ErlangCnode.Error
 
   # Terms on other nodes, made the way they arrive from the wire.
   defp pid(node, id, serial, creation),

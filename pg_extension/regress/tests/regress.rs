@@ -289,3 +289,96 @@ fn an_unreachable_epmd_is_its_own_error() {
     assert!(stderr.contains("ERROR:  08N02: EPMD on"), "{stderr}");
     assert!(stderr.contains("is not reachable"), "{stderr}");
 }
+
+/// A directory the server's OS user can use as its home: owned by it when
+/// the tests run as root (the server then runs as `postgres`).
+fn server_home(cookie: Option<&str>) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "erlang_cnode_home_{}_{}",
+        std::process::id(),
+        cookie.is_some()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    if let Some(cookie) = cookie {
+        use std::os::unix::fs::PermissionsExt;
+        let file = dir.join(".erlang.cookie");
+        std::fs::write(&file, cookie).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
+    }
+    if unsafe { libc_geteuid() } == 0 {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    dir
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+/// `erlang_connect(node)` with no `erlang_cnode.cookie` reads the server
+/// user's `~/.erlang.cookie`, as `erl` does; without one it is `F0000`.
+#[test]
+fn the_cookie_file_of_the_server_user_is_the_fallback() {
+    let node = target(false);
+    for (cookie, expect) in [
+        (
+            Some(node.cookie.as_str()),
+            "erlang_connect \n----------------\n t\n",
+        ),
+        (None, "ERROR:  F0000: cookie file"),
+    ] {
+        let home = server_home(cookie);
+        let cluster = PgCluster::start_with_env(&[("HOME", home.to_str().unwrap())]);
+        cluster.create_db("home");
+        let out = cluster.psql(
+            "home",
+            &format!(
+                "CREATE EXTENSION erlang_cnode;\n\\set VERBOSITY verbose\n\
+                 SELECT erlang_connect('{}');\n",
+                node.name
+            ),
+        );
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(all.contains(expect), "{expect}: {all}");
+        assert!(!all.contains(&node.cookie), "the cookie was shown: {all}");
+        drop(cluster);
+        let _ = std::fs::remove_dir_all(&home);
+    }
+}
+
+/// A call longer than the node's tick time only survives if the backend
+/// answers the node's ticks while it waits.
+#[test]
+fn ticks_are_answered_during_a_long_call() {
+    let node = ErlNode::start("ticking", &["-kernel", "net_ticktime", "4"]);
+    let out = cluster().psql(
+        "regress",
+        &format!(
+            "SELECT erlang_connect('{0}', '{1}');\n\
+             SELECT erlang_call('{0}', 'timer', 'sleep', '[7000]');\n\
+             SELECT erlang_call('{0}', 'erlang', 'node');\n\
+             SELECT calls || '/' || errors AS counts FROM erlang_connections();\n",
+            node.name, node.cookie
+        ),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(r#"{"$atom": "ok"}"#), "{stdout}");
+    // Same connection throughout: no reconnect, no error.
+    assert!(stdout.contains(" 2/0"), "{stdout}");
+}

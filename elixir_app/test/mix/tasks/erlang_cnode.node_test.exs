@@ -7,25 +7,13 @@ defmodule Mix.Tasks.ErlangCnode.NodeTest do
   test "starts a named node with the demo service and the demo inbox" do
     name = "mixnode_#{System.unique_integer([:positive])}"
     cookie = Atom.to_string(Node.get_cookie())
-    mix = System.find_executable("mix")
 
-    port =
-      Port.open({:spawn_executable, mix}, [
-        :binary,
-        :exit_status,
-        :stderr_to_stdout,
-        args: ["erlang_cnode.node", "--name", name],
-        cd: File.cwd!(),
-        env: [{~c"ERLANG_COOKIE", String.to_charlist(cookie)}, {~c"MIX_ENV", ~c"test"}]
-      ])
+    {port, output} =
+      start_node(["--name", name], [{~c"ERLANG_COOKIE", String.to_charlist(cookie)}])
 
-    {:os_pid, os_pid} = Port.info(port, :os_pid)
-    on_exit(fn -> System.cmd("kill", ["#{os_pid}"]) end)
-    output = await_output(port, "is up", "")
     refute output =~ cookie, "the cookie was printed"
-    [_, started] = Regex.run(~r/node (\S+) is up/, output)
-    node = String.to_atom(started)
-    assert started =~ ~r/^#{name}@/
+    node = started(output)
+    assert Atom.to_string(node) =~ ~r/^#{name}@/
 
     assert :erpc.call(node, ErlangCnode.Dispatcher, :call, [
              "demo",
@@ -38,6 +26,45 @@ defmodule Mix.Tasks.ErlangCnode.NodeTest do
     assert {"demo", ErlangCnode.Demo} in :erpc.call(node, ErlangCnode.Registry, :services, [])
     send({:demo, node}, {:hello, :from_test})
     assert await_output(port, "demo received", "") =~ "{:hello, :from_test}"
+  end
+
+  test "--cookie and --service" do
+    name = "mixnode_#{System.unique_integer([:positive])}"
+    cookie = Atom.to_string(Node.get_cookie())
+    args = ["--name", name, "--cookie", cookie, "--service", "ErlangCnode.TestServices.Accounts"]
+    {_port, output} = start_node(args, [])
+    refute output =~ cookie, "the cookie was printed"
+    node = started(output)
+
+    assert {:ok, ErlangCnode.TestServices.Accounts} =
+             :erpc.call(node, ErlangCnode.Registry, :lookup, ["accounts"])
+  end
+
+  test "a dotted host gives a long name" do
+    name = "mixnode_#{System.unique_integer([:positive])}"
+    {_port, output} = start_node(["--name", "#{name}@127.0.0.1"], [])
+    assert Atom.to_string(started(output)) == "#{name}@127.0.0.1"
+  end
+
+  defp start_node(args, env) do
+    port =
+      Port.open({:spawn_executable, System.find_executable("mix")}, [
+        :binary,
+        :exit_status,
+        :stderr_to_stdout,
+        args: ["erlang_cnode.node" | args],
+        cd: File.cwd!(),
+        env: [{~c"MIX_ENV", ~c"test"} | env]
+      ])
+
+    {:os_pid, os_pid} = Port.info(port, :os_pid)
+    on_exit(fn -> System.cmd("kill", ["#{os_pid}"]) end)
+    {port, await_output(port, "is up", "")}
+  end
+
+  defp started(output) do
+    [_, started] = Regex.run(~r/node (\S+) is up/, output)
+    String.to_atom(started)
   end
 
   test "bad options are refused with the way to get help" do
