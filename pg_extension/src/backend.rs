@@ -126,19 +126,21 @@ pub fn target(node: &NodeName) -> Target<'_> {
     }
 }
 
-/// The deadline for a request: `timeout_ms` if given (it must be
-/// positive), else `default`.
+/// A request's timeout: `timeout_ms` if given (it must be positive), else
+/// `default`.
+pub fn timeout(timeout_ms: Option<i32>, default: Duration) -> SqlResult<Duration> {
+    match timeout_ms {
+        None => Ok(default),
+        Some(ms) if ms > 0 => Ok(Duration::from_millis(ms as u64)),
+        Some(ms) => Err(SqlError::invalid(format!(
+            "timeout_ms must be positive, not {ms}"
+        ))),
+    }
+}
+
+/// The deadline for a request: [`timeout`] from now.
 pub fn deadline(timeout_ms: Option<i32>, default: Duration) -> SqlResult<Instant> {
-    let timeout = match timeout_ms {
-        None => default,
-        Some(ms) if ms > 0 => Duration::from_millis(ms as u64),
-        Some(ms) => {
-            return Err(SqlError::invalid(format!(
-                "timeout_ms must be positive, not {ms}"
-            )))
-        }
-    };
-    Ok(Instant::now() + timeout)
+    Ok(Instant::now() + timeout(timeout_ms, default)?)
 }
 
 /// The backend's waiter.

@@ -80,6 +80,16 @@ unsafe fn timeout_arg(fcinfo: FunctionCallInfo, n: usize) -> Option<i32> {
     unsafe { pg_getarg::<i32>(fcinfo, n) }
 }
 
+/// Arguments 1 and 2 of `erlang_call` and `erlang_cast`: module and
+/// function names.
+unsafe fn module_and_function(fcinfo: FunctionCallInfo) -> SqlResult<(String, String)> {
+    let module = unsafe { text_arg(fcinfo, 1, "module") }?;
+    let function = unsafe { text_arg(fcinfo, 2, "function") }?;
+    atom_arg(&module, "module")?;
+    atom_arg(&function, "function")?;
+    Ok((module, function))
+}
+
 /// A module, function or registered name: an atom.
 fn atom_arg(text: &str, name: &str) -> SqlResult<()> {
     if text.is_empty() || text.chars().count() > 255 {
@@ -169,10 +179,7 @@ unsafe fn ping(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
 /// `erlang_call(node, module, function, args, timeout_ms)`.
 unsafe fn call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }?)?;
-    let module = unsafe { text_arg(fcinfo, 1, "module") }?;
-    let function = unsafe { text_arg(fcinfo, 2, "function") }?;
-    atom_arg(&module, "module")?;
-    atom_arg(&function, "function")?;
+    let (module, function) = unsafe { module_and_function(fcinfo) }?;
     let args_text = unsafe { jsonb_arg(fcinfo, 3, "args") }?;
     let args = call_args(&args_text)?;
     let arity = args.len();
@@ -221,10 +228,7 @@ unsafe fn gen_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
 /// `erlang_cast(node, module, function, args)`: true once sent.
 unsafe fn cast(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }?)?;
-    let module = unsafe { text_arg(fcinfo, 1, "module") }?;
-    let function = unsafe { text_arg(fcinfo, 2, "function") }?;
-    atom_arg(&module, "module")?;
-    atom_arg(&function, "function")?;
+    let (module, function) = unsafe { module_and_function(fcinfo) }?;
     let args_text = unsafe { jsonb_arg(fcinfo, 3, "args") }?;
     let args = call_args(&args_text)?;
     let deadline = deadline(None, guc::call_timeout())?;
@@ -281,15 +285,7 @@ unsafe fn service_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
                 .hint("For example '{\"a\": 1, \"b\": 2}'::jsonb; '{}' for none."),
         );
     }
-    let timeout = match unsafe { timeout_arg(fcinfo, 4) } {
-        None => guc::call_timeout(),
-        Some(ms) if ms > 0 => std::time::Duration::from_millis(ms as u64),
-        Some(ms) => {
-            return Err(SqlError::invalid(format!(
-                "timeout_ms must be positive, not {ms}"
-            )))
-        }
-    };
+    let timeout = backend::timeout(unsafe { timeout_arg(fcinfo, 4) }, guc::call_timeout())?;
     let deadline = std::time::Instant::now() + timeout + SERVICE_GRACE;
     let call_args = vec![
         Term::binary(service.as_bytes()),

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-use erlang_cnode_node::{Interest, Interrupted, Wait};
+use erlang_cnode_node::{millis_until, Interest, Interrupted, Wait};
 use pgrx::pg_sys;
 
 /// The backend's [`Wait`]: the latch, the socket and a timeout at once.
@@ -133,15 +133,9 @@ impl Wait for LatchWait {
         if cancel_pending() {
             return Err(Interrupted);
         }
-        let now = Instant::now();
-        if now >= deadline {
+        let Some(millis) = millis_until(deadline) else {
             return Ok(false);
-        }
-        // Round up so a wait never ends just before its deadline.
-        let millis = (deadline - now)
-            .as_micros()
-            .div_ceil(1000)
-            .min(i32::MAX as u128) as libc::c_long;
+        };
         let socket = match interest {
             Interest::Read => pg_sys::WL_SOCKET_READABLE,
             Interest::Write => pg_sys::WL_SOCKET_WRITEABLE,
@@ -152,7 +146,7 @@ impl Wait for LatchWait {
         let ready = unsafe {
             let n = pg_sys::WaitEventSetWait(
                 set,
-                millis,
+                libc::c_long::from(millis),
                 occurred.as_mut_ptr(),
                 occurred.len() as i32,
                 pg_sys::PG_WAIT_EXTENSION,

@@ -25,4 +25,4 @@ pub use error::{Error, Result};
 pub use handshake::Peer;
 pub use name::{NodeName, MAX_NODE_NAME};
 pub use nodes::{ConnectionInfo, Nodes, Target};
-pub use wait::{Interest, Interrupted, PollWait, Wait};
+pub use wait::{millis_until, Interest, Interrupted, PollWait, Wait};

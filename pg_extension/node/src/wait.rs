@@ -38,6 +38,18 @@ pub trait Wait {
     }
 }
 
+/// Whole milliseconds from now until `deadline`, rounded up so that a wait
+/// never ends just before it, at most `i32::MAX`; `None` once it has passed.
+pub fn millis_until(deadline: Instant) -> Option<i32> {
+    let now = Instant::now();
+    (now < deadline).then(|| {
+        (deadline - now)
+            .as_micros()
+            .div_ceil(1000)
+            .min(i32::MAX as u128) as i32
+    })
+}
+
 /// A [`Wait`] on `poll(2)` that nothing interrupts, for tests and tools.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PollWait;
@@ -53,15 +65,9 @@ impl Wait for PollWait {
             Interest::Read => libc::POLLIN,
             Interest::Write => libc::POLLOUT,
         };
-        let now = Instant::now();
-        if now >= deadline {
+        let Some(millis) = millis_until(deadline) else {
             return Ok(false);
-        }
-        // Round up so a wait never ends just before its deadline.
-        let millis = (deadline - now)
-            .as_micros()
-            .div_ceil(1000)
-            .min(i32::MAX as u128) as i32;
+        };
         let mut pollfd = libc::pollfd {
             fd,
             events,
