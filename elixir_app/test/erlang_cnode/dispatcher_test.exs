@@ -101,11 +101,5 @@ defmodule ErlangCnode.DispatcherTest do
     assert Dispatcher.sql_call("demo", "echo", ~s({"value": [1, "x"]}), 1000) == {:ok, [1, "x"]}
   end
 
-  defp wait_until(check, tries \\ 200) do
-    cond do
-      check.() -> :ok
-      tries == 0 -> flunk("condition not reached")
-      true -> Process.sleep(10) && wait_until(check, tries - 1)
-    end
-  end
+  defp wait_until(check), do: ErlangCnode.Test.Wait.until(check, 10)
 end

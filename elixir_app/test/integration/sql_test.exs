@@ -222,11 +222,5 @@ defmodule ErlangCnode.Integration.SqlTest do
            "terms whose JSON differs: #{inspect(Enum.map(rows, fn [i] -> Enum.at(terms, String.to_integer(i)) end))}"
   end
 
-  defp wait_until(check, tries \\ 200) do
-    cond do
-      check.() -> :ok
-      tries == 0 -> flunk("condition not reached")
-      true -> Process.sleep(25) && wait_until(check, tries - 1)
-    end
-  end
+  defp wait_until(check), do: ErlangCnode.Test.Wait.until(check, 25)
 end
