@@ -3,6 +3,12 @@
 -- because a parallel worker would hold its own node and connections.
 -- Arguments that may be NULL are checked by the functions (22004), so none
 -- is STRICT: a NULL node is an error, never a silent NULL.
+--
+-- Every node argument is a node name (name@host) or a server of the
+-- erlang_cnode foreign-data wrapper. Who may do what is checked inside
+-- each function (src/server.rs), as dblink does: members of
+-- erlang_cnode_user (and superusers) may call anything; other roles only
+-- through a server they have USAGE on, and only what its allow option lists.
 
 CREATE FUNCTION erlang_connect(node text, cookie text) RETURNS boolean
     LANGUAGE c VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED
@@ -14,7 +20,7 @@ CREATE FUNCTION erlang_connect(node text) RETURNS boolean
     LANGUAGE c VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'erlang_connect';
 COMMENT ON FUNCTION erlang_connect(text) IS
-    'Connects to an Erlang node with erlang_cnode.cookie, else the server''s ~/.erlang.cookie.';
+    'Connects to a node: through a server with the role''s user mapping, else with the server''s ~/.erlang.cookie.';
 
 CREATE FUNCTION erlang_disconnect(node text) RETURNS boolean
     LANGUAGE c VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED
@@ -67,13 +73,18 @@ CREATE FUNCTION erlang_service_call(
 COMMENT ON FUNCTION erlang_service_call(text, text, text, jsonb, integer) IS
     'Calls a typed service function (Elixir ErlangCnode.Service) with named arguments.';
 
+CREATE FUNCTION erlang_service_catalog(node text) RETURNS jsonb
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'erlang_service_catalog';
+COMMENT ON FUNCTION erlang_service_catalog(text) IS
+    'The services and functions the node offers, as a jsonb array; through a server, only those its allow option lists.';
+
 CREATE FUNCTION erlang_services(node text)
 RETURNS TABLE (service text, function text, arguments jsonb, returns jsonb)
     LANGUAGE sql VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED
     AS $$
         SELECT s ->> 'service', s ->> 'function', s -> 'arguments', s -> 'returns'
-        FROM jsonb_array_elements(
-            @extschema@.erlang_call(node, 'Elixir.ErlangCnode.Registry', 'sql_services', '[]')) AS s
+        FROM jsonb_array_elements(@extschema@.erlang_service_catalog(node)) AS s
     $$;
 COMMENT ON FUNCTION erlang_services(text) IS
     'The services and functions the node offers (Elixir ErlangCnode.Registry), with their types.';
@@ -81,8 +92,22 @@ COMMENT ON FUNCTION erlang_services(text) IS
 COMMENT ON FUNCTION erlang_connections() IS
     'This backend''s live connections: node, its own node name there, since when, last use, counts.';
 
--- Calling a node runs code there with the rights of whoever started it:
--- no one may, unless granted. erlang_cnode_user is the role to grant.
+-- Servers and user mappings: a server holds where to connect and what its
+-- users may call, a user mapping the cookie (shown only to superusers and
+-- the mapped role). Only superusers create servers: USAGE on the wrapper
+-- is not granted.
+CREATE FUNCTION erlang_cnode_fdw_validator(options text[], catalog oid) RETURNS void
+    LANGUAGE c STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'erlang_cnode_fdw_validator';
+COMMENT ON FUNCTION erlang_cnode_fdw_validator(text[], oid) IS
+    'Checks the options of erlang_cnode servers (node, allow, timeouts, max_message_size) and user mappings (cookie).';
+
+CREATE FOREIGN DATA WRAPPER erlang_cnode VALIDATOR erlang_cnode_fdw_validator;
+COMMENT ON FOREIGN DATA WRAPPER erlang_cnode IS
+    'Erlang nodes as servers: CREATE SERVER s FOREIGN DATA WRAPPER erlang_cnode OPTIONS (node ''app@host'', allow ''...'').';
+
+-- The role with full access: raw node names, erlang_connect(node, cookie),
+-- no allow-list. It outlives DROP EXTENSION (roles belong to the cluster).
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'erlang_cnode_user') THEN
@@ -91,18 +116,8 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION
-    erlang_connect(text, text), erlang_connect(text), erlang_disconnect(text),
-    erlang_ping(text), erlang_call(text, text, text, jsonb, integer),
-    erlang_gen_call(text, text, jsonb, integer), erlang_cast(text, text, text, jsonb),
-    erlang_send(text, text, jsonb), erlang_connections(),
-    erlang_service_call(text, text, text, jsonb, integer), erlang_services(text)
-FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION
-    erlang_connect(text, text), erlang_connect(text), erlang_disconnect(text),
-    erlang_ping(text), erlang_call(text, text, text, jsonb, integer),
-    erlang_gen_call(text, text, jsonb, integer), erlang_cast(text, text, text, jsonb),
-    erlang_send(text, text, jsonb), erlang_connections(),
-    erlang_service_call(text, text, text, jsonb, integer), erlang_services(text)
-TO erlang_cnode_user;
+-- EXECUTE stays with PUBLIC: every function checks inside who may do what,
+-- so a role with USAGE on a server needs no other grant, and a role with
+-- none gets 42501 from the function itself (which also keeps a cookie in
+-- its arguments out of the log). The validator is PostgreSQL's to call.
+REVOKE ALL ON FUNCTION erlang_cnode_fdw_validator(text[], oid) FROM PUBLIC;

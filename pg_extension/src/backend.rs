@@ -2,17 +2,23 @@
 //! use, and how each request gets its cookie, deadline and waits.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use erlang_cnode_node::{LocalNode, NodeName, Nodes, Target};
+use pgrx::pg_sys;
 
 use crate::error::{SqlError, SqlResult};
 use crate::guc;
 use crate::latch::LatchWait;
+use crate::server::{CookieSource, Endpoint};
 
 thread_local! {
-    static NODES: RefCell<Option<Nodes>> = const { RefCell::new(None) };
+    /// One node per role (`GetUserId()`), each with its own name and
+    /// connections: a connection made as one role is never used by another
+    /// (`SET ROLE`, `SECURITY DEFINER` functions, poolers).
+    static NODES: RefCell<BTreeMap<u32, Nodes>> = const { RefCell::new(BTreeMap::new()) };
 }
 
 /// This machine's host name up to the first dot, as `erl -sname` uses it.
@@ -46,12 +52,13 @@ fn new_nodes() -> SqlResult<Nodes> {
     Ok(Nodes::new(local))
 }
 
-/// Runs `f` on this backend's node. If `f` is cut off by a PostgreSQL
-/// ERROR (a cancel seen where the node layer could not report it), the
-/// connection to `node` may hold half a frame, so it is dropped.
-pub fn with_nodes<T>(
+/// Runs `f` on `role`'s node. If `f` is cut off by a PostgreSQL ERROR (a
+/// cancel seen where the node layer could not report it), the connection
+/// to `node` may hold half a frame, so it is dropped.
+fn with_role<T>(
+    role: pg_sys::Oid,
     node: Option<&NodeName>,
-    f: impl FnOnce(&mut Nodes) -> erlang_cnode_node::Result<T>,
+    f: impl FnOnce(&mut Nodes, usize) -> SqlResult<T>,
 ) -> SqlResult<T> {
     struct DropOnUnwind<'a> {
         nodes: &'a mut Nodes,
@@ -67,30 +74,97 @@ pub fn with_nodes<T>(
             }
         }
     }
-    let outcome = NODES.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(new_nodes()?);
-        }
-        let nodes = slot.as_mut().expect("created above");
-        nodes.set_max_message_size(guc::max_message_size());
+    NODES.with(|cell| {
+        let mut all = cell.borrow_mut();
+        let open: usize = all.values().map(Nodes::connection_count).sum();
+        let nodes = match all.entry(role.to_u32()) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => entry.insert(new_nodes()?),
+        };
         let guard = DropOnUnwind { nodes, node };
-        Ok::<_, SqlError>(f(&mut *guard.nodes))
-    })?;
-    outcome.map_err(SqlError::from)
+        f(&mut *guard.nodes, open)
+    })
 }
 
-/// Whether this backend has a node yet (it is made on first connect).
-pub fn local_name() -> Option<String> {
-    NODES.with(|cell| cell.borrow().as_ref().map(|n| n.local_name()))
-}
-
-/// The cookie for a first connection: `erlang_cnode.cookie`, else the
-/// cookie file of the server's OS user, as `erl` reads it.
-pub fn configured_cookie() -> erlang_cnode_node::Result<String> {
-    if let Some(cookie) = guc::cookie() {
-        return Ok(cookie);
+/// Refuses a new connection past `erlang_cnode.max_connections`.
+fn check_room(nodes: &Nodes, node: &NodeName, open: usize) -> SqlResult<()> {
+    let max = guc::max_connections();
+    if !nodes.is_connected(node) && open >= max {
+        return Err(SqlError::new(
+            b"53300",
+            format!("cannot connect to node {node}: this backend already holds {open} connections"),
+        )
+        .hint("erlang_disconnect(node) closes one; erlang_cnode.max_connections is the limit."));
     }
+    Ok(())
+}
+
+/// Runs a request for `endpoint` on the calling role's node: its
+/// connection to the node is (re)made with the cookie of the role's user
+/// mapping, or the cookie file, and bounded by the endpoint's limits.
+pub fn request<T>(
+    endpoint: &Endpoint,
+    f: impl FnOnce(&mut Nodes, &Target<'_>) -> erlang_cnode_node::Result<T>,
+) -> SqlResult<T> {
+    let source = endpoint.cookie_source()?;
+    let node = &endpoint.node;
+    with_role(endpoint.role, Some(node), |nodes, open| {
+        nodes.set_max_message_size(endpoint.max_message_size());
+        if let CookieSource::Mapping(cookie) = &source {
+            // A mapping altered since the connection was made: reconnect.
+            nodes.use_cookie(node, cookie);
+        }
+        check_room(nodes, node, open)?;
+        let cookie = || match &source {
+            CookieSource::File => cookie_file(),
+            CookieSource::Mapping(cookie) => Ok(cookie.clone()),
+        };
+        let target = Target {
+            node,
+            cookie: &cookie,
+        };
+        f(nodes, &target).map_err(SqlError::from)
+    })
+}
+
+/// Connects the calling role to `endpoint`'s node with `cookie`, replacing
+/// any connection it had.
+pub fn connect(endpoint: &Endpoint, cookie: &str, deadline: Instant) -> SqlResult<()> {
+    let node = &endpoint.node;
+    with_role(endpoint.role, Some(node), |nodes, open| {
+        nodes.set_max_message_size(endpoint.max_message_size());
+        check_room(nodes, node, open)?;
+        nodes
+            .connect(node, cookie, &mut waiter(), deadline)
+            .map_err(SqlError::from)
+    })
+}
+
+/// Drops the calling role's connection to `node`; whether there was one.
+pub fn disconnect(endpoint: &Endpoint) -> SqlResult<bool> {
+    with_role(endpoint.role, None, |nodes, _| {
+        Ok(nodes.disconnect(&endpoint.node))
+    })
+}
+
+/// The current role's connections (none before its first).
+pub fn connections() -> Vec<erlang_cnode_node::ConnectionInfo> {
+    let role = crate::server::current_role();
+    NODES.with(|cell| {
+        cell.borrow()
+            .get(&role.to_u32())
+            .map(Nodes::connections)
+            .unwrap_or_default()
+    })
+}
+
+/// Drops every connection of every role (`DISCARD ALL`).
+fn discard_all_connections() {
+    NODES.with(|cell| cell.borrow_mut().clear());
+}
+
+/// The cookie file of the server's OS user, as `erl` reads it.
+pub fn cookie_file() -> erlang_cnode_node::Result<String> {
     erlang_cnode_node::read_cookie_file(&cookie_path())
 }
 
@@ -113,19 +187,6 @@ fn cookie_path() -> PathBuf {
     home.join(".erlang.cookie")
 }
 
-/// Parses a node name argument.
-pub fn node_name(text: &str) -> SqlResult<NodeName> {
-    NodeName::parse(text).map_err(SqlError::from)
-}
-
-/// A request's target with the configured cookie.
-pub fn target(node: &NodeName) -> Target<'_> {
-    Target {
-        node,
-        cookie: &configured_cookie,
-    }
-}
-
 /// A request's timeout: `timeout_ms` if given (it must be positive), else
 /// `default`.
 pub fn timeout(timeout_ms: Option<i32>, default: Duration) -> SqlResult<Duration> {
@@ -138,12 +199,87 @@ pub fn timeout(timeout_ms: Option<i32>, default: Duration) -> SqlResult<Duration
     }
 }
 
-/// The deadline for a request: [`timeout`] from now.
-pub fn deadline(timeout_ms: Option<i32>, default: Duration) -> SqlResult<Instant> {
-    Ok(Instant::now() + timeout(timeout_ms, default)?)
-}
-
 /// The backend's waiter.
 pub fn waiter() -> LatchWait {
     LatchWait
+}
+
+unsafe extern "C-unwind" {
+    /// PostgreSQL's own, declared here rather than through `pg_sys`, whose
+    /// wrapper would turn its ERROR into a Rust panic.
+    fn standard_ProcessUtility(
+        pstmt: *mut pg_sys::PlannedStmt,
+        query_string: *const std::ffi::c_char,
+        read_only_tree: bool,
+        context: pg_sys::ProcessUtilityContext::Type,
+        params: pg_sys::ParamListInfo,
+        query_env: *mut pg_sys::QueryEnvironment,
+        dest: *mut pg_sys::DestReceiver,
+        qc: *mut pg_sys::QueryCompletion,
+    );
+}
+
+static mut PREVIOUS_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+
+/// Installs the hook that drops every connection on `DISCARD ALL` (as a
+/// pooler resets a session). From `_PG_init`.
+pub fn init() {
+    // SAFETY: _PG_init runs once, in the backend's only thread.
+    unsafe {
+        PREVIOUS_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
+        pg_sys::ProcessUtility_hook = Some(process_utility);
+    }
+}
+
+/// Not `pg_guard`ed: an ERROR in the statement leaves through this frame by
+/// `longjmp` as it would through C, which is sound because nothing here
+/// needs dropping; a guard would turn every utility statement's ERROR into
+/// a Rust panic and back.
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C-unwind" fn process_utility(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query_string: *const std::ffi::c_char,
+    read_only_tree: bool,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    query_env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+) {
+    // SAFETY: PostgreSQL passes a valid utility statement.
+    let discard_all = unsafe {
+        let statement = (*pstmt).utilityStmt;
+        !statement.is_null()
+            && (*statement).type_ == pg_sys::NodeTag::T_DiscardStmt
+            && (*statement.cast::<pg_sys::DiscardStmt>()).target == pg_sys::DiscardMode::DISCARD_ALL
+    };
+    // SAFETY: the next hook, or PostgreSQL's own, with the same arguments.
+    unsafe {
+        match PREVIOUS_PROCESS_UTILITY {
+            Some(previous) => previous(
+                pstmt,
+                query_string,
+                read_only_tree,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            ),
+            None => standard_ProcessUtility(
+                pstmt,
+                query_string,
+                read_only_tree,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            ),
+        }
+    }
+    if discard_all {
+        // Closing sockets cannot fail, but nothing may unwind into C.
+        let _ = std::panic::catch_unwind(discard_all_connections);
+    }
 }

@@ -111,8 +111,8 @@ impl From<Error> for SqlError {
             Error::ConnectFailed { .. } => SqlError::new(b"08N04", message),
             Error::Refused { .. } => SqlError::new(b"08N05", message),
             Error::WrongCookie { .. } => SqlError::new(b"08N06", message).hint(
-                "Pass the node's cookie to erlang_connect, or set erlang_cnode.cookie \
-                 (or the server's ~/.erlang.cookie) to it.",
+                "Give the node's cookie in the user mapping for its server (or to \
+                 erlang_connect), or make the server OS user's ~/.erlang.cookie the node's.",
             ),
             Error::ConnectionLost { .. } => SqlError::new(b"08N07", message)
                 .detail("A request that was under way may or may not have run; it is not re-sent."),
@@ -125,8 +125,9 @@ impl From<Error> for SqlError {
                 ..SqlError::new(b"57014", message)
             },
             Error::CookieFile { .. } => SqlError::new(b"F0000", message).hint(
-                "Set erlang_cnode.cookie, pass the cookie to erlang_connect, or give the \
-                 server's OS user a ~/.erlang.cookie readable only by it.",
+                "Call the node through a server whose user mapping holds its cookie, pass \
+                 the cookie to erlang_connect, or give the server's OS user a \
+                 ~/.erlang.cookie readable only by it.",
             ),
             _ => SqlError::new(b"XX000", message),
         }

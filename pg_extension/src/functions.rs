@@ -9,9 +9,11 @@ use pgrx::fcinfo::{pg_getarg, pg_getarg_datum};
 use pgrx::pg_sys::{self, Datum, FunctionCallInfo};
 use pgrx::prelude::*;
 
-use crate::backend::{self, deadline, node_name, target, waiter, with_nodes};
+use crate::allow::{holds_fun, Request};
+use crate::backend::{self, waiter};
 use crate::error::{self, SqlError, SqlResult};
-use crate::{guc, jsonb, log};
+use crate::server::{self, CookieSource, Endpoint};
+use crate::{jsonb, log};
 
 /// Defines the C entry points of V1 functions whose bodies return a
 /// `SqlResult<Datum>`.
@@ -43,6 +45,8 @@ sql_functions! {
     erlang_cast, pg_finfo_erlang_cast => cast;
     erlang_send, pg_finfo_erlang_send => send;
     erlang_service_call, pg_finfo_erlang_service_call => service_call;
+    erlang_service_catalog, pg_finfo_erlang_service_catalog => service_catalog;
+    erlang_cnode_fdw_validator, pg_finfo_erlang_cnode_fdw_validator => fdw_validator;
 }
 
 /// Runs `body` with PostgreSQL errors and Rust panics inside it reported
@@ -111,7 +115,13 @@ fn call_args<'a>(text: &'a str) -> SqlResult<Vec<Term<'a>>> {
     }
 }
 
-fn check_cookie(cookie: &str) -> SqlResult<()> {
+/// A node argument: a node name, or a server name (no `@`).
+unsafe fn endpoint_arg(fcinfo: FunctionCallInfo) -> SqlResult<Endpoint> {
+    server::resolve(&unsafe { text_arg(fcinfo, 0, "node") }?)
+}
+
+/// A cookie: 1 to 255 printable ASCII characters. Never echoed.
+pub fn check_cookie(cookie: &str) -> SqlResult<()> {
     let printable = cookie.bytes().all(|b| (b' '..=b'~').contains(&b));
     if cookie.is_empty() || cookie.len() > erlang_cnode_node::MAX_COOKIE || !printable {
         return Err(SqlError::invalid(format!(
@@ -123,95 +133,116 @@ fn check_cookie(cookie: &str) -> SqlResult<()> {
     Ok(())
 }
 
-/// `erlang_connect(node, cookie)`.
+/// `erlang_connect(node, cookie)`: for members of `erlang_cnode_user`.
 unsafe fn connect_with_cookie(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     // The statement holds the cookie: keep it out of the log, whatever fails.
     log::hide_statements_until_transaction_end();
     let hide = |e: SqlError| e.hide_statement();
     let node = unsafe { text_arg(fcinfo, 0, "node") }.map_err(hide)?;
-    // Not echoed: with the arguments swapped, it would be the cookie.
-    let node = erlang_cnode_node::NodeName::parse(&node).map_err(|_| {
-        SqlError::invalid("invalid node name (not shown): expected name@host")
+    let cookie = unsafe { text_arg(fcinfo, 1, "cookie") }.map_err(hide)?;
+    log::add_secret(&cookie);
+    // Nothing here echoes the node argument: swapped, it is the cookie.
+    let swapped = || {
+        SqlError::invalid("invalid node or server name (not shown): expected name@host or a server")
             .hint("The node comes first, the cookie second.")
             .hide_statement()
-    })?;
-    let cookie = unsafe { text_arg(fcinfo, 1, "cookie") }.map_err(hide)?;
+    };
+    if !server::full_access(server::current_role()) {
+        return Err(SqlError::new(
+            b"42501",
+            "permission denied: only members of erlang_cnode_user may connect with a cookie",
+        )
+        .hint("Other roles connect through a server and their user mapping: erlang_connect('server').")
+        .hide_statement());
+    }
+    // A cookie that reads as a node name is taken for swapped arguments,
+    // before any name is looked up (DNS would see the cookie).
+    if erlang_cnode_node::NodeName::parse(&cookie).is_ok() {
+        return Err(swapped());
+    }
     check_cookie(&cookie)?;
-    let deadline = deadline(None, guc::connect_timeout()).map_err(hide)?;
-    with_nodes(Some(&node), |nodes| {
-        nodes.connect(&node, &cookie, &mut waiter(), deadline)
-    })
-    .map_err(hide)?;
-    debug1!("erlang_cnode: connected to {node} with the given cookie");
+    let endpoint = server::resolve(&node).map_err(|e| match e.sqlstate() {
+        "22023" | "42704" => swapped(),
+        _ => e.hide_statement(),
+    })?;
+    let deadline = std::time::Instant::now() + endpoint.connect_timeout();
+    backend::connect(&endpoint, &cookie, deadline).map_err(hide)?;
+    debug1!(
+        "erlang_cnode: connected to {} with the given cookie",
+        endpoint.node
+    );
     Ok(Datum::from(true))
 }
 
-/// `erlang_connect(node)`, with the configured cookie.
+/// `erlang_connect(node)`: with the cookie of the role's user mapping for
+/// a server, else the server OS user's cookie file.
 unsafe fn connect(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
-    let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }?)?;
-    let cookie = backend::configured_cookie().map_err(SqlError::from)?;
-    let deadline = deadline(None, guc::connect_timeout())?;
-    with_nodes(Some(&node), |nodes| {
-        nodes.connect(&node, &cookie, &mut waiter(), deadline)
-    })?;
-    debug1!("erlang_cnode: connected to {node} with the configured cookie");
+    let endpoint = unsafe { endpoint_arg(fcinfo) }?;
+    let cookie = match endpoint.cookie_source()? {
+        CookieSource::Mapping(cookie) => cookie,
+        CookieSource::File => backend::cookie_file().map_err(SqlError::from)?,
+    };
+    let deadline = std::time::Instant::now() + endpoint.connect_timeout();
+    backend::connect(&endpoint, &cookie, deadline)?;
+    debug1!("erlang_cnode: connected to {}", endpoint.node);
     Ok(Datum::from(true))
 }
 
 /// `erlang_disconnect(node)`: whether there was a connection.
 unsafe fn disconnect(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
-    let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }?)?;
-    let existed = with_nodes(None, |nodes| Ok(nodes.disconnect(&node)))?;
-    debug1!("erlang_cnode: disconnected from {node} (was connected: {existed})");
+    let endpoint = unsafe { endpoint_arg(fcinfo) }?;
+    let existed = backend::disconnect(&endpoint)?;
+    debug1!(
+        "erlang_cnode: disconnected from {} (was connected: {existed})",
+        endpoint.node
+    );
     Ok(Datum::from(existed))
 }
 
 /// `erlang_ping(node)`: `false` when the node cannot be reached.
 unsafe fn ping(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
-    let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }?)?;
-    let deadline = deadline(None, guc::connect_timeout())?;
-    let pong = with_nodes(Some(&node), |nodes| {
-        nodes.ping(&target(&node), &mut waiter(), deadline)
+    let endpoint = unsafe { endpoint_arg(fcinfo) }?;
+    let deadline = std::time::Instant::now() + endpoint.connect_timeout();
+    let pong = backend::request(&endpoint, |nodes, target| {
+        nodes.ping(target, &mut waiter(), deadline)
     })?;
     Ok(Datum::from(pong))
 }
 
 /// `erlang_call(node, module, function, args, timeout_ms)`.
 unsafe fn call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
-    let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }?)?;
+    let endpoint = unsafe { endpoint_arg(fcinfo) }?;
     let (module, function) = unsafe { module_and_function(fcinfo) }?;
     let args_text = unsafe { jsonb_arg(fcinfo, 3, "args") }?;
     let args = call_args(&args_text)?;
     let arity = args.len();
-    let deadline = deadline(unsafe { timeout_arg(fcinfo, 4) }, guc::call_timeout())?;
-    let outcome = with_nodes(Some(&node), |nodes| {
-        nodes.call(
-            &target(&node),
-            &module,
-            &function,
-            args,
-            &mut waiter(),
-            deadline,
-        )
+    let request = Request::Call {
+        module: &module,
+        function: &function,
+        arity,
+    };
+    endpoint.check(&request, args.iter().any(holds_fun))?;
+    let deadline =
+        std::time::Instant::now() + endpoint.call_timeout(unsafe { timeout_arg(fcinfo, 4) })?;
+    let outcome = backend::request(&endpoint, |nodes, target| {
+        nodes.call(target, &module, &function, args, &mut waiter(), deadline)
     })?;
-    result(
-        outcome,
-        &format!("{module}:{function}/{arity}"),
-        &node.to_string(),
-    )
+    result(outcome, &request.describe(), &endpoint.node.to_string())
 }
 
 /// `erlang_gen_call(node, server, request, timeout_ms)`.
 unsafe fn gen_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
-    let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }?)?;
+    let endpoint = unsafe { endpoint_arg(fcinfo) }?;
     let server = unsafe { text_arg(fcinfo, 1, "server") }?;
     atom_arg(&server, "server")?;
     let request_text = unsafe { jsonb_arg(fcinfo, 2, "request") }?;
     let request = jsonb::term_of(&request_text, "request")?;
-    let deadline = deadline(unsafe { timeout_arg(fcinfo, 3) }, guc::call_timeout())?;
-    let outcome = with_nodes(Some(&node), |nodes| {
+    endpoint.check(&Request::GenCall { name: &server }, holds_fun(&request))?;
+    let deadline =
+        std::time::Instant::now() + endpoint.call_timeout(unsafe { timeout_arg(fcinfo, 3) })?;
+    let outcome = backend::request(&endpoint, |nodes, target| {
         nodes.gen_call(
-            &target(&node),
+            target,
             &Term::atom(server.as_str()),
             &request,
             &mut waiter(),
@@ -221,41 +252,41 @@ unsafe fn gen_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     result(
         outcome,
         &format!("gen_server:call({server}, …)"),
-        &node.to_string(),
+        &endpoint.node.to_string(),
     )
 }
 
 /// `erlang_cast(node, module, function, args)`: true once sent.
 unsafe fn cast(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
-    let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }?)?;
+    let endpoint = unsafe { endpoint_arg(fcinfo) }?;
     let (module, function) = unsafe { module_and_function(fcinfo) }?;
     let args_text = unsafe { jsonb_arg(fcinfo, 3, "args") }?;
     let args = call_args(&args_text)?;
-    let deadline = deadline(None, guc::call_timeout())?;
-    with_nodes(Some(&node), |nodes| {
-        nodes.cast(
-            &target(&node),
-            &module,
-            &function,
-            args,
-            &mut waiter(),
-            deadline,
-        )
+    let request = Request::Call {
+        module: &module,
+        function: &function,
+        arity: args.len(),
+    };
+    endpoint.check(&request, args.iter().any(holds_fun))?;
+    let deadline = std::time::Instant::now() + endpoint.call_timeout(None)?;
+    backend::request(&endpoint, |nodes, target| {
+        nodes.cast(target, &module, &function, args, &mut waiter(), deadline)
     })?;
     Ok(Datum::from(true))
 }
 
 /// `erlang_send(node, name, message)`: true once sent.
 unsafe fn send(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
-    let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }?)?;
+    let endpoint = unsafe { endpoint_arg(fcinfo) }?;
     let name = unsafe { text_arg(fcinfo, 1, "name") }?;
     atom_arg(&name, "name")?;
     let message_text = unsafe { jsonb_arg(fcinfo, 2, "message") }?;
     let message = jsonb::term_of(&message_text, "message")?;
-    let deadline = deadline(None, guc::call_timeout())?;
-    with_nodes(Some(&node), |nodes| {
+    endpoint.check(&Request::Send { name: &name }, holds_fun(&message))?;
+    let deadline = std::time::Instant::now() + endpoint.call_timeout(None)?;
+    backend::request(&endpoint, |nodes, target| {
         nodes.send(
-            &target(&node),
+            target,
             &Term::atom(name.as_str()),
             &message,
             &mut waiter(),
@@ -273,7 +304,7 @@ const SERVICE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 /// `erlang_service_call(node, service, function, args, timeout_ms)`: a typed
 /// service function through the node's `ErlangCnode.Dispatcher`.
 unsafe fn service_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
-    let node = node_name(&unsafe { text_arg(fcinfo, 0, "node") }?)?;
+    let endpoint = unsafe { endpoint_arg(fcinfo) }?;
     let service = unsafe { text_arg(fcinfo, 1, "service") }?;
     let function = unsafe { text_arg(fcinfo, 2, "function") }?;
     // Sent as JSON text and decoded on the node without making atoms: no
@@ -285,7 +316,18 @@ unsafe fn service_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
                 .hint("For example '{\"a\": 1, \"b\": 2}'::jsonb; '{}' for none."),
         );
     }
-    let timeout = backend::timeout(unsafe { timeout_arg(fcinfo, 4) }, guc::call_timeout())?;
+    // Services take no funs from roles with an allow-list: typed arguments
+    // have no use for them, and `any` would pass one on.
+    let funs =
+        !endpoint.privileged && jsonb::term_of(&args_text, "args").is_ok_and(|a| holds_fun(&a));
+    endpoint.check(
+        &Request::Service {
+            name: &service,
+            function: &function,
+        },
+        funs,
+    )?;
+    let timeout = endpoint.call_timeout(unsafe { timeout_arg(fcinfo, 4) })?;
     let deadline = std::time::Instant::now() + timeout + SERVICE_GRACE;
     let call_args = vec![
         Term::binary(service.as_bytes()),
@@ -293,10 +335,10 @@ unsafe fn service_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
         Term::binary(args_text.as_bytes()),
         Term::Int(timeout.as_millis().min(i64::MAX as u128) as i64),
     ];
-    let node_text = node.to_string();
-    let outcome = with_nodes(Some(&node), |nodes| {
+    let node_text = endpoint.node.to_string();
+    let outcome = backend::request(&endpoint, |nodes, target| {
         nodes.call(
-            &target(&node),
+            target,
             "Elixir.ErlangCnode.Dispatcher",
             "sql_call",
             call_args,
@@ -332,6 +374,80 @@ unsafe fn service_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
         )
         .hint("Is the erlang_cnode Elixir application running on the node?")),
     }
+}
+
+/// `erlang_service_catalog(node)`: the services and functions the node
+/// offers (`ErlangCnode.Registry.sql_services/0`) as a `jsonb` array;
+/// for roles with an allow-list, only those it allows.
+unsafe fn service_catalog(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let endpoint = unsafe { endpoint_arg(fcinfo) }?;
+    let deadline = std::time::Instant::now() + endpoint.call_timeout(None)?;
+    let (module, function) = ("Elixir.ErlangCnode.Registry", "sql_services");
+    let outcome = backend::request(&endpoint, |nodes, target| {
+        nodes.call(
+            target,
+            module,
+            function,
+            Vec::new(),
+            &mut waiter(),
+            deadline,
+        )
+    })?;
+    let node = endpoint.node.to_string();
+    let what = format!("{module}:{function}/0");
+    let list = match outcome {
+        erlang_cnode_node::Outcome::Return(Term::List(items)) => items,
+        erlang_cnode_node::Outcome::Return(_) => return Err(unexpected_service_reply(&node)),
+        erlang_cnode_node::Outcome::Exception {
+            class,
+            reason,
+            stack,
+        } => {
+            return Err(
+                error::exception(&what, &node, class, &reason, stack.as_ref())
+                    .hint("Is the erlang_cnode Elixir application running on the node?"),
+            )
+        }
+    };
+    let field = |item: &Term<'_>, key: &str| -> Option<String> {
+        let Term::Map(entries) = item else {
+            return None;
+        };
+        entries.iter().find_map(|(k, v)| match (k, v) {
+            (Term::Binary(k), Term::Binary(v)) if k.as_ref() == key.as_bytes() => {
+                Some(String::from_utf8_lossy(v).into_owned())
+            }
+            _ => None,
+        })
+    };
+    let allowed: Vec<Term<'_>> = list
+        .into_iter()
+        .filter(|item| {
+            endpoint.privileged
+                || endpoint.server.as_ref().is_some_and(|server| {
+                    match (field(item, "service"), field(item, "function")) {
+                        (Some(service), Some(function)) => {
+                            server.allow.allows_service_function(&service, &function)
+                        }
+                        _ => false,
+                    }
+                })
+        })
+        .collect();
+    jsonb::datum_of(&Term::List(allowed), &node)
+}
+
+/// The validator of the `erlang_cnode` foreign-data wrapper:
+/// `(options text[], catalog oid)`.
+unsafe fn fdw_validator(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    // SAFETY: the arguments PostgreSQL passes to a validator.
+    unsafe {
+        let options = pg_getarg_datum(fcinfo, 0).unwrap_or(Datum::from(0usize));
+        let catalog = pg_getarg::<pg_sys::Oid>(fcinfo, 1).unwrap_or(pg_sys::InvalidOid);
+        let list = pg_sys::untransformRelOptions(options);
+        server::validate(list, catalog)?;
+    }
+    Ok(Datum::from(0usize))
 }
 
 fn unexpected_service_reply(node: &str) -> SqlError {
@@ -382,7 +498,8 @@ fn timestamp(at: std::time::SystemTime) -> TimestampWithTimeZone {
     pgrx::datum::to_timestamp(since_epoch)
 }
 
-/// One row per live connection of this backend. Never shows the cookie.
+/// One row per live connection of this backend made as the current role.
+/// Never shows the cookie.
 #[pg_extern(volatile, parallel_restricted)]
 fn erlang_connections() -> TableIterator<
     'static,
@@ -395,11 +512,15 @@ fn erlang_connections() -> TableIterator<
         name!(errors, i64),
     ),
 > {
-    let rows: Vec<ConnectionInfo> = if backend::local_name().is_some() {
-        with_nodes(None, |nodes| Ok(nodes.connections())).unwrap_or_default()
-    } else {
-        Vec::new()
-    };
+    if !server::full_access(server::current_role()) && !server::uses_any_server() {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "permission denied: erlang_connections() is for members of erlang_cnode_user and \
+             roles with USAGE on an erlang_cnode server"
+        );
+    }
+    let rows: Vec<ConnectionInfo> = backend::connections();
     TableIterator::new(rows.into_iter().map(|c| {
         (
             c.node,

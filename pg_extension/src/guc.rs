@@ -1,5 +1,12 @@
 //! The `erlang_cnode.*` settings, registered from `_PG_init` with the
-//! prefix reserved (so a misspelt `erlang_cnode.cokie` is an error).
+//! prefix reserved (so a misspelt `erlang_cnode.call_timout` is an error).
+//!
+//! None holds a secret: a custom setting is readable by every role before
+//! the library loads, and `ALTER ROLE/DATABASE … SET` values by everyone in
+//! `pg_db_role_setting`. Cookies live in user mappings (`server.rs`).
+//! Settings that choose identity or resources are for superusers (who can
+//! `GRANT SET ON PARAMETER` them to others on PostgreSQL 15 and later), so
+//! no role can widen what a superuser or a server allows.
 
 use std::ffi::CString;
 use std::time::Duration;
@@ -7,25 +14,16 @@ use std::time::Duration;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 
-static COOKIE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static CONNECT_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5_000);
 static CALL_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30_000);
 static MAX_MESSAGE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
 static NODE_PREFIX: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"postgres"));
 static NODE_HOST: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static MAX_CONNECTIONS: GucSetting<i32> = GucSetting::<i32>::new(64);
 
 /// Registers every setting. Called once, from `_PG_init`.
 pub fn init() {
-    GucRegistry::define_string_guc(
-        c"erlang_cnode.cookie",
-        c"Cookie for connecting to Erlang nodes when a call does not give one.",
-        c"Empty means the cookie file ~/.erlang.cookie of the server's OS user, as erl reads it. \
-          Only superusers can see or set it; it is never logged or shown in errors.",
-        &COOKIE,
-        GucContext::Suset,
-        GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
-    );
     GucRegistry::define_int_guc(
         c"erlang_cnode.connect_timeout",
         c"How long connecting to a node (EPMD lookup and handshake) may take.",
@@ -33,7 +31,7 @@ pub fn init() {
         &CONNECT_TIMEOUT,
         1,
         i32::MAX,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::UNIT_MS,
     );
     GucRegistry::define_int_guc(
@@ -43,7 +41,7 @@ pub fn init() {
         &CALL_TIMEOUT,
         1,
         i32::MAX,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::UNIT_MS,
     );
     GucRegistry::define_int_guc(
@@ -53,7 +51,7 @@ pub fn init() {
         &MAX_MESSAGE_SIZE,
         1,
         1024 * 1024,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::UNIT_KB,
     );
     GucRegistry::define_string_guc(
@@ -71,6 +69,16 @@ pub fn init() {
           and the local IP address of the connection towards nodes started with -name. \
           Read when the backend first connects to a node.",
         &NODE_HOST,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"erlang_cnode.max_connections",
+        c"The most connections to nodes one backend holds at once.",
+        c"Each is a file descriptor of the backend; past the limit, connecting is an error.",
+        &MAX_CONNECTIONS,
+        1,
+        10_000,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -93,9 +101,9 @@ fn text(setting: &GucSetting<Option<CString>>) -> Option<String> {
         .filter(|value| !value.is_empty())
 }
 
-/// `erlang_cnode.cookie`, if set and not empty.
-pub fn cookie() -> Option<String> {
-    text(&COOKIE)
+/// `erlang_cnode.max_connections`.
+pub fn max_connections() -> usize {
+    MAX_CONNECTIONS.get().max(1) as usize
 }
 
 /// `erlang_cnode.connect_timeout`.

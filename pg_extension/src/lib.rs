@@ -5,6 +5,7 @@
 //! The protocol lives in `erlang_cnode_node` (no SQL there) and the term
 //! mapping in `erlang_cnode_codec`; this crate holds what PostgreSQL sees.
 
+mod allow;
 mod backend;
 mod error;
 mod functions;
@@ -12,6 +13,7 @@ mod guc;
 mod jsonb;
 mod latch;
 mod log;
+mod server;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
 
@@ -20,11 +22,13 @@ mod tests;
 // The functions, their grants and the role, written out as SQL.
 ::pgrx::extension_sql_file!("../sql/functions.sql", name = "functions", finalize);
 
-/// Registers the settings and the log hook when the library loads.
+/// Registers the settings, the log hook and the `DISCARD ALL` hook when the
+/// library loads.
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::init();
     log::init();
+    backend::init();
 }
 
 /// Required by `cargo pgrx test`.

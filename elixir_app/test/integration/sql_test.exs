@@ -65,6 +65,53 @@ defmodule ErlangCnode.Integration.SqlTest do
     assert Enum.map(rows, &Enum.at(&1, 1)) == ["add", "echo", "greet"]
   end
 
+  test "through a server, a role sees and calls only the services its allow option lists",
+       %{session: s, node: node} do
+    cookie = literal(Atom.to_string(Node.get_cookie()))
+
+    for statement <- [
+          "CREATE SERVER services FOREIGN DATA WRAPPER erlang_cnode " <>
+            "OPTIONS (node #{node}, allow 'service:demo.add, service:accounts.find')",
+          "CREATE ROLE service_analyst",
+          "CREATE USER MAPPING FOR service_analyst SERVER services OPTIONS (cookie #{cookie})",
+          "GRANT USAGE ON FOREIGN SERVER services TO service_analyst",
+          "SET ROLE service_analyst"
+        ] do
+      query!(s, statement)
+    end
+
+    listed =
+      query!(s, "SELECT service || '.' || function FROM erlang_services('services') ORDER BY 1")
+
+    assert List.flatten(listed) == ["accounts.find", "demo.add"]
+
+    assert [["3"]] =
+             query!(
+               s,
+               ~s|SELECT erlang_service_call('services', 'demo', 'add', '{"a": 1, "b": 2}')|
+             )
+
+    assert {:error, %{code: "42501", message: message}} =
+             query(s, ~s|SELECT erlang_service_call('services', 'demo', 'echo', '{"value": 1}')|)
+
+    assert message =~ "service:demo.echo is not allowed on server services"
+
+    # Funs cannot reach a service through an allow-list, even as `any`.
+    assert {:error, %{code: "42501"}} =
+             query(s, """
+             SELECT erlang_service_call('services', 'accounts', 'find',
+               '{"user": {"id": 1}, "tags": [{"$fun": {"module": "os", "function": "getpid", "arity": 0}}]}')
+             """)
+
+    for statement <- [
+          "RESET ROLE",
+          "DROP SERVER services CASCADE",
+          "DROP ROLE service_analyst"
+        ] do
+      query!(s, statement)
+    end
+  end
+
   test "invalid arguments are an ERROR naming the path and the problem", %{session: s, node: node} do
     assert {:error, %{code: "22023", message: message}} =
              query(s, """

@@ -131,6 +131,28 @@ impl Nodes {
         self.entries.remove(&node.to_string()).is_some()
     }
 
+    /// How many connections are open (or were until a failure not yet
+    /// noticed).
+    pub fn connection_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there is a connection to `node`.
+    pub fn is_connected(&self, node: &NodeName) -> bool {
+        self.entries.contains_key(&node.to_string())
+    }
+
+    /// Makes `cookie` the one to connect to `node` with. A connection made
+    /// with another cookie is dropped (the next request connects afresh):
+    /// the credentials it was made with are no longer the ones to use.
+    pub fn use_cookie(&mut self, node: &NodeName, cookie: &str) {
+        let key = node.to_string();
+        if self.cookies.get(&key).map(String::as_str) != Some(cookie) {
+            self.entries.remove(&key);
+            self.cookies.insert(key, cookie.to_owned());
+        }
+    }
+
     /// Every live connection, by node name.
     pub fn connections(&self) -> Vec<ConnectionInfo> {
         self.entries

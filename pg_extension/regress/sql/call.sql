@@ -1,5 +1,5 @@
 -- erlang_call: results, each exception class, timeouts.
-SET erlang_cnode.cookie = :'cookie';
+SELECT erlang_connect(:'node', :'cookie');
 SELECT set_config('regress.node', :'node', false) IS NOT NULL AS ok;
 SELECT erlang_call(:'node', 'lists', 'reverse', '[[1, 2, 3]]');
 SELECT erlang_call(:'node', 'maps', 'from_list', '[[{"$tuple": ["a", 1]}, {"$tuple": [{"$atom": "b"}, 2.5]}]]');
@@ -37,4 +37,3 @@ SELECT erlang_call(:'node', 'timer', 'sleep', '[60000]');
 RESET statement_timeout;
 SELECT erlang_call(:'node', 'erlang', 'node');
 SELECT node, calls, errors FROM erlang_connections();
-RESET erlang_cnode.cookie;

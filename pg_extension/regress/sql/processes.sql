@@ -1,5 +1,5 @@
 -- gen_server calls, casts and sends.
-SET erlang_cnode.cookie = :'cookie';
+SELECT erlang_connect(:'node', :'cookie');
 SELECT set_config('regress.node', :'node', false) IS NOT NULL AS ok;
 SELECT erlang_gen_call(:'node', 'regress_server', '{"$tuple": [{"$atom": "echo"}, {"a": [1, 2.5, null]}]}');
 -- A server that is not there is an error at once, not after the timeout.
@@ -27,4 +27,3 @@ ORDER BY 1::text;
 -- A server that crashes on the call: the exit reason; then it is gone.
 SELECT erlang_gen_call(:'node', 'regress_server', '{"$atom": "crash"}');
 SELECT erlang_gen_call(:'node', 'regress_server', '{"$atom": "seen"}');
-RESET erlang_cnode.cookie;

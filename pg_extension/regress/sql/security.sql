@@ -1,5 +1,6 @@
--- Secure by default: no one may call a node unless granted
--- erlang_cnode_user; the cookie is never shown.
+-- Secure by default: no one may call a node unless a member of
+-- erlang_cnode_user (or through a server: servers.sql); the cookie is never
+-- shown.
 SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = 'erlang_cnode_user';
 SELECT p.oid::regprocedure AS function, array_to_string(p.proacl, ' ') AS acl
 FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
@@ -32,6 +33,8 @@ SELECT erlang_connect(:'node', '');
 SELECT erlang_connect(:'node', E'a\nb');
 -- Arguments swapped: the would-be node name (the cookie) is not echoed.
 SELECT erlang_connect('s3cret-cookie', :'node');
+-- Also with an @ in the cookie: refused before any name is looked up.
+SELECT erlang_connect('SeCrEt@cookie', :'node');
 SELECT count(*) FROM erlang_connections() c WHERE row_to_json(c)::text LIKE '%' || :'cookie' || '%';
 REVOKE erlang_cnode_user FROM regress_tester;
 DROP ROLE regress_tester;

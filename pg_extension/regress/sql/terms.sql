@@ -1,6 +1,6 @@
 -- Terms through SQL: every row of docs/term-mapping.md goes to the node and
 -- back (erlang:hd([T]) returns T) unchanged, and Erlang sees what we mean.
-SET erlang_cnode.cookie = :'cookie';
+SELECT erlang_connect(:'node', :'cookie');
 CREATE TEMP TABLE terms (t jsonb);
 INSERT INTO terms VALUES
     ('1'), ('-7'), ('123456789012345678901234567890'), ('2.5'), ('7.0'), ('0.1'),
@@ -26,4 +26,3 @@ SELECT erlang_call(:'node', 'erlang', 'is_reference', jsonb_build_array(erlang_c
 SELECT erlang_call(:'node', 'erlang', 'fun_info',
     jsonb_build_array(erlang_call(:'node', 'erlang', 'make_fun', '[{"$atom": "lists"}, {"$atom": "seq"}, 2]'),
                       '{"$atom": "arity"}'::jsonb));
-RESET erlang_cnode.cookie;

@@ -220,6 +220,11 @@ fn security() {
     check("security");
 }
 
+#[test]
+fn servers() {
+    check("servers");
+}
+
 /// `pg_cancel_backend` from another session stops a call at once. How fast
 /// is measured by the benchmark, not asserted here.
 #[test]
@@ -381,4 +386,137 @@ fn ticks_are_answered_during_a_long_call() {
     assert!(stdout.contains(r#"{"$atom": "ok"}"#), "{stdout}");
     // Same connection throughout: no reconnect, no error.
     assert!(stdout.contains(" 2/0"), "{stdout}");
+}
+
+/// Runs `sql` through `psql` as `role` (a role that can log in).
+fn psql_as(cluster: &PgCluster, db: &str, role: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-h"])
+        .arg(cluster.socket_dir())
+        .args([
+            "-p",
+            &cluster.port().to_string(),
+            "-U",
+            role,
+            "-d",
+            db,
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql runs");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `pg_dump` of `db` as `role`: what it printed, errors included.
+fn dump_as(cluster: &PgCluster, db: &str, role: &str) -> String {
+    let out = Command::new("pg_dump")
+        .arg("-h")
+        .arg(cluster.socket_dir())
+        .args(["-p", &cluster.port().to_string(), "-U", role, db])
+        .output()
+        .expect("pg_dump runs");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// No cookie reaches the server log or a dump by any route found: calls
+/// through servers with `log_statement = all`, a user mapping created while
+/// every statement is logged, `erlang_connect(node, cookie)` under
+/// `log_statement = all` (once the library is loaded in the session),
+/// `log_min_duration_statement` and `auto_explain`, swapped arguments with
+/// an `@` in the cookie, and `pg_dump` run as a role without rights and as
+/// one with USAGE but another role's mapping. The checks can fail: the log
+/// does hold those statements (masked), and a superuser's dump does hold
+/// the mapping's cookie.
+#[test]
+fn servers_keep_cookies_out_of_logs_and_dumps() {
+    let node = target(false);
+    let cluster = PgCluster::start();
+    cluster.create_db("leaks");
+    let setup = format!(
+        "CREATE EXTENSION erlang_cnode;\n\
+         CREATE ROLE analyst LOGIN; CREATE ROLE other LOGIN; CREATE ROLE nobody LOGIN;\n\
+         ALTER SYSTEM SET log_statement = 'all';\n\
+         SELECT pg_reload_conf();\n\
+         SELECT count(*) FROM erlang_connections();\n\
+         CREATE SERVER app FOREIGN DATA WRAPPER erlang_cnode\n\
+             OPTIONS (node '{n}', allow 'erlang:node/0');\n\
+         CREATE USER MAPPING FOR analyst SERVER app OPTIONS (cookie '{c}');\n\
+         GRANT USAGE ON FOREIGN SERVER app TO analyst, other;\n",
+        n = node.name,
+        c = node.cookie
+    );
+    let out = cluster.psql("leaks", &setup);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The analyst calls through the server: no statement holds a cookie.
+    let analyst = psql_as(
+        &cluster,
+        "leaks",
+        "analyst",
+        "SELECT erlang_connect('app'); SELECT erlang_call('app', 'erlang', 'node');",
+    );
+    assert!(analyst.contains(&node.name), "{analyst}");
+    // Others: no mapping of their own, no rights at all.
+    let other = psql_as(
+        &cluster,
+        "leaks",
+        "other",
+        "SELECT erlang_call('app', 'erlang', 'node');",
+    );
+    assert!(other.contains("no user mapping for role other"), "{other}");
+    // A superuser connecting with the cookie in the statement, logged by
+    // duration and by auto_explain; and with the arguments swapped.
+    let superuser = cluster.psql(
+        "leaks",
+        &format!(
+            "SELECT count(*) FROM erlang_connections();\n\
+             SET log_min_duration_statement = 0;\n\
+             LOAD 'auto_explain';\n\
+             SET auto_explain.log_min_duration = 0;\n\
+             SET auto_explain.log_nested_statements = on;\n\
+             SELECT erlang_connect('{n}', '{c}');\n\
+             SELECT erlang_connect('Se@{c}', '{n}');\n",
+            n = node.name,
+            c = node.cookie
+        ),
+    );
+    let stderr = String::from_utf8_lossy(&superuser.stderr);
+    assert!(stderr.contains("(not shown)"), "{stderr}");
+    assert!(!stderr.contains(&node.cookie), "{stderr}");
+    for role in ["nobody", "other"] {
+        let dump = dump_as(&cluster, "leaks", role);
+        assert!(dump.contains("CREATE SERVER app"), "{role}: {dump}");
+        assert!(
+            !dump.contains(&node.cookie),
+            "{role}'s dump shows the cookie"
+        );
+    }
+    let dump = dump_as(&cluster, "leaks", "postgres");
+    assert!(dump.contains(&node.cookie), "a superuser's dump has it");
+    let log = cluster.log();
+    for logged in [
+        "statement: SELECT erlang_call('app', 'erlang', 'node')",
+        "CREATE USER MAPPING FOR analyst SERVER app OPTIONS (cookie '********')",
+        "duration:",
+        "Query Text: SELECT erlang_connect(",
+        "statement: SELECT erlang_connect('********', '",
+    ] {
+        assert!(log.contains(logged), "not in the log: {logged}\n{log}");
+    }
+    assert!(
+        !log.contains(&node.cookie),
+        "a cookie is in the log:\n{log}"
+    );
 }
