@@ -135,6 +135,16 @@ SELECT count(*) FROM erlang_connections();
 SELECT erlang_call(:'node', 'erlang', 'node');
 RESET ROLE;
 SELECT node FROM erlang_connections();
+-- A SECURITY DEFINER function calls with its owner's rights, mapping and
+-- connections, as everything else in PostgreSQL does.
+CREATE FUNCTION public.analyst_node() RETURNS jsonb LANGUAGE sql SECURITY DEFINER
+    AS $$ SELECT erlang_call('app', 'erlang', 'node') $$;
+ALTER FUNCTION public.analyst_node() OWNER TO regress_analyst;
+SET ROLE regress_nobody;
+SELECT public.analyst_node();
+SELECT erlang_call('app', 'erlang', 'node');
+RESET ROLE;
+DROP FUNCTION public.analyst_node();
 -- At most erlang_cnode.max_connections per backend.
 SET erlang_cnode.max_connections = 1;
 SELECT erlang_connect(:'spare_node', :'spare_cookie');
