@@ -32,7 +32,7 @@ CREATE FUNCTION erlang_ping(node text) RETURNS boolean
     LANGUAGE c VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'erlang_ping';
 COMMENT ON FUNCTION erlang_ping(text) IS
-    'Whether the node answers, as net_adm:ping/1 (connects with the configured cookie).';
+    'Whether the node answers, as net_adm:ping/1.';
 
 CREATE FUNCTION erlang_call(
     node text, module text, function text,
@@ -116,8 +116,35 @@ BEGIN
 END
 $$;
 
--- EXECUTE stays with PUBLIC: every function checks inside who may do what,
--- so a role with USAGE on a server needs no other grant, and a role with
--- none gets 42501 from the function itself (which also keeps a cookie in
--- its arguments out of the log). The validator is PostgreSQL's to call.
-REVOKE ALL ON FUNCTION erlang_cnode_fdw_validator(text[], oid) FROM PUBLIC;
+-- Every function checks inside who may do what, so EXECUTE is granted to
+-- PUBLIC: a role with USAGE on a server needs no other grant, and a role
+-- with none gets 42501 from the function itself (which also keeps a cookie
+-- in its arguments out of the log). erlang_cnode_user keeps its own grant,
+-- so a DBA may REVOKE ... FROM PUBLIC to leave the functions to members.
+-- The validator is PostgreSQL's to call.
+REVOKE ALL ON FUNCTION
+    erlang_connect(text, text), erlang_connect(text), erlang_disconnect(text),
+    erlang_ping(text), erlang_call(text, text, text, jsonb, integer),
+    erlang_gen_call(text, text, jsonb, integer), erlang_cast(text, text, text, jsonb),
+    erlang_send(text, text, jsonb), erlang_connections(),
+    erlang_service_call(text, text, text, jsonb, integer), erlang_services(text),
+    erlang_service_catalog(text), erlang_cnode_fdw_validator(text[], oid)
+FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION
+    erlang_connect(text, text), erlang_connect(text), erlang_disconnect(text),
+    erlang_ping(text), erlang_call(text, text, text, jsonb, integer),
+    erlang_gen_call(text, text, jsonb, integer), erlang_cast(text, text, text, jsonb),
+    erlang_send(text, text, jsonb), erlang_connections(),
+    erlang_service_call(text, text, text, jsonb, integer), erlang_services(text),
+    erlang_service_catalog(text)
+TO erlang_cnode_user;
+
+GRANT EXECUTE ON FUNCTION
+    erlang_connect(text, text), erlang_connect(text), erlang_disconnect(text),
+    erlang_ping(text), erlang_call(text, text, text, jsonb, integer),
+    erlang_gen_call(text, text, jsonb, integer), erlang_cast(text, text, text, jsonb),
+    erlang_send(text, text, jsonb), erlang_connections(),
+    erlang_service_call(text, text, text, jsonb, integer), erlang_services(text),
+    erlang_service_catalog(text)
+TO PUBLIC;

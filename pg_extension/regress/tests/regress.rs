@@ -444,9 +444,10 @@ fn servers_keep_cookies_out_of_logs_and_dumps() {
     let setup = format!(
         "CREATE EXTENSION erlang_cnode;\n\
          CREATE ROLE analyst LOGIN; CREATE ROLE other LOGIN; CREATE ROLE nobody LOGIN;\n\
-         ALTER SYSTEM SET log_statement = 'all';\n\
-         SELECT pg_reload_conf();\n\
+         ALTER ROLE analyst SET log_statement = 'all';\n\
+         ALTER ROLE other SET log_statement = 'all';\n\
          SELECT count(*) FROM erlang_connections();\n\
+         SET log_statement = 'all';\n\
          CREATE SERVER app FOREIGN DATA WRAPPER erlang_cnode\n\
              OPTIONS (node '{n}', allow 'erlang:node/0');\n\
          CREATE USER MAPPING FOR analyst SERVER app OPTIONS (cookie '{c}');\n\
@@ -482,6 +483,7 @@ fn servers_keep_cookies_out_of_logs_and_dumps() {
         "leaks",
         &format!(
             "SELECT count(*) FROM erlang_connections();\n\
+             SET log_statement = 'all';\n\
              SET log_min_duration_statement = 0;\n\
              LOAD 'auto_explain';\n\
              SET auto_explain.log_min_duration = 0;\n\
@@ -518,5 +520,113 @@ fn servers_keep_cookies_out_of_logs_and_dumps() {
     assert!(
         !log.contains(&node.cookie),
         "a cookie is in the log:\n{log}"
+    );
+}
+
+/// The extension's catalogue, as text to compare: its version, every
+/// member object, each function's signature, result, volatility, parallel
+/// marking, strictness, body, grants (as a set: their order follows when
+/// they were made) and comment, and the wrapper.
+const CATALOGUE: &str = "\
+SELECT extversion FROM pg_extension WHERE extname = 'erlang_cnode';
+SELECT pg_describe_object(classid, objid, objsubid) AS member FROM pg_depend
+WHERE refobjid = (SELECT oid FROM pg_extension WHERE extname = 'erlang_cnode')
+  AND deptype = 'e' ORDER BY 1;
+SELECT p.oid::regprocedure AS function, pg_get_function_result(p.oid) AS result,
+       pg_get_function_arguments(p.oid) AS arguments, p.provolatile, p.proparallel,
+       p.proisstrict, p.prosecdef, (SELECT lanname FROM pg_language WHERE oid = p.prolang) AS language, p.prosrc, p.probin,
+       (SELECT array_agg(a::text ORDER BY a::text) FROM unnest(p.proacl) a) AS grants,
+       obj_description(p.oid, 'pg_proc') AS comment
+FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'erlang_cnode' AND d.deptype = 'e'
+ORDER BY p.oid::regprocedure::text;
+SELECT fdwname, fdwhandler::regproc, fdwvalidator::regproc, fdwacl, fdwoptions,
+       obj_description(oid, 'pg_foreign_data_wrapper') AS comment
+FROM pg_foreign_data_wrapper ORDER BY 1;
+SELECT c.oid::regclass, c.relkind, c.relacl FROM pg_class c
+JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'erlang_cnode' ORDER BY c.oid::regclass::text;
+SELECT t.oid::regtype FROM pg_type t
+JOIN pg_depend d ON d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e'
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'erlang_cnode' ORDER BY t.oid::regtype::text;
+";
+
+/// `ALTER EXTENSION erlang_cnode UPDATE` from the oldest version gives
+/// exactly the catalogue of a fresh install of the current one, keeps the
+/// role and every grant, and leaves the user's objects that use the
+/// extension working.
+#[test]
+fn updating_from_the_oldest_version_matches_a_fresh_install() {
+    let cluster = cluster();
+    let node = target(false);
+    let tag = std::process::id();
+    let (old, fresh, app) = (
+        format!("upgraded_{tag}"),
+        format!("fresh_{tag}"),
+        format!("upgrade_app_{tag}"),
+    );
+    cluster.create_db(&old);
+    cluster.create_db(&fresh);
+    let run = |db: &str, sql: &str| {
+        let out = cluster.psql(db, sql);
+        assert!(
+            out.stderr.is_empty(),
+            "{db}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(
+        &old,
+        &format!(
+            "CREATE EXTENSION erlang_cnode VERSION '0.1.0';\n\
+             CREATE ROLE {app};\n\
+             GRANT erlang_cnode_user TO {app};\n\
+             GRANT EXECUTE ON FUNCTION erlang_call(text, text, text, jsonb, integer) TO {app};\n\
+             CREATE VIEW node_of AS SELECT erlang_call('{n}', 'erlang', 'node') ->> '$atom' AS node;\n\
+             CREATE FUNCTION services_of(n text) RETURNS SETOF text LANGUAGE sql\n\
+                 AS 'SELECT service FROM erlang_services(n)';\n\
+             GRANT SELECT ON node_of TO {app};\n",
+            n = node.name
+        ),
+    );
+    assert!(run(&old, CATALOGUE).contains("0.1.0"));
+    run(&old, "ALTER EXTENSION erlang_cnode UPDATE;");
+    // The same grant of the user's, made on the fresh install.
+    run(
+        &fresh,
+        &format!(
+            "CREATE EXTENSION erlang_cnode;\n\
+             GRANT EXECUTE ON FUNCTION erlang_call(text, text, text, jsonb, integer) TO {app};\n"
+        ),
+    );
+    let (upgraded, installed) = (run(&old, CATALOGUE), run(&fresh, CATALOGUE));
+    assert!(installed.contains("erlang_cnode_fdw_validator"), "{installed}");
+    if upgraded != installed {
+        let dir = here().join("results");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("catalogue-upgraded.out"), &upgraded).unwrap();
+        std::fs::write(dir.join("catalogue-fresh.out"), &installed).unwrap();
+        panic!("the catalogues differ: see regress/results/catalogue-*.out");
+    }
+    // The role, its membership and the grants survived; the objects work.
+    let checks = run(
+        &old,
+        &format!(
+            "SELECT pg_has_role('{app}', 'erlang_cnode_user', 'MEMBER') AS member,\n\
+                    has_function_privilege('{app}', 'erlang_call(text, text, text, jsonb, integer)',\n\
+                                           'EXECUTE') AS execute,\n\
+                    has_table_privilege('{app}', 'node_of', 'SELECT') AS view;\n\
+             SELECT erlang_connect('{n}', '{c}');\n\
+             SELECT node FROM node_of;\n",
+            n = node.name,
+            c = node.cookie
+        ),
+    );
+    assert!(checks.contains(" t      | t       | t"), "{checks}");
+    assert!(checks.contains(&node.name), "{checks}");
+    run(
+        "postgres",
+        &format!("DROP DATABASE {old}; DROP DATABASE {fresh}; DROP ROLE {app};"),
     );
 }
