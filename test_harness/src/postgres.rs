@@ -35,12 +35,21 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Where clusters are made: `$ERLANG_CNODE_TEST_DIR` (`scripts/test` gives
+/// each run its own, and removes it however the run ends), else `/var/tmp`.
+fn base_dir() -> PathBuf {
+    std::env::var_os("ERLANG_CNODE_TEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp"))
+}
+
 /// `name` as an SQL identifier, double-quoted.
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// A PostgreSQL cluster of its own in a unique directory under `/var/tmp`,
+/// A PostgreSQL cluster of its own in a unique directory under `/var/tmp`
+/// (or `$ERLANG_CNODE_TEST_DIR`),
 /// listening on a unix socket only, with trust authentication for the
 /// superuser `postgres`. Dropping it stops the server and deletes the
 /// directory.
@@ -63,7 +72,7 @@ impl PgCluster {
     /// server (e.g. `ERL_EPMD_PORT`, or `HOME`, where it looks for
     /// `~/.erlang.cookie`).
     pub fn start_with_env(vars: &[(&str, &str)]) -> PgCluster {
-        let dir = Path::new("/var/tmp").join(unique("erlang_cnode-pg"));
+        let dir = base_dir().join(unique("erlang_cnode-pg"));
         fs::create_dir(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
         // Built before starting, so that a failed start is cleaned up too.
         let cluster = PgCluster {
@@ -214,9 +223,15 @@ impl PgCluster {
     }
 }
 
-impl Drop for PgCluster {
-    fn drop(&mut self) {
-        // No panics here: a drop may run while a failed test unwinds.
+impl PgCluster {
+    /// Stops the server and deletes the directory, as dropping does; for a
+    /// cluster that is never dropped (one held in a `static`, stopped from
+    /// an `atexit` handler). Doing it twice does no harm.
+    pub fn stop(&self) {
+        if !self.dir.exists() {
+            return;
+        }
+        // No panics here: this may run while a failed test unwinds.
         match self.script("stop-postgres").output() {
             Ok(out) if out.status.success() => {}
             Ok(out) => eprintln!(
@@ -230,5 +245,11 @@ impl Drop for PgCluster {
         if let Err(e) = fs::remove_dir_all(&self.dir) {
             eprintln!("cannot remove {}: {e}", self.dir.display());
         }
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
