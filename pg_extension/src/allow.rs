@@ -296,3 +296,101 @@ pub fn holds_fun(term: &Term<'_>) -> bool {
         _ => false,
     }
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::{AllowList, Request, Verdict};
+    use pgrx::prelude::*;
+
+    fn call<'a>(module: &'a str, function: &'a str, arity: usize) -> Request<'a> {
+        Request::Call {
+            module,
+            function,
+            arity,
+        }
+    }
+
+    #[pg_test]
+    fn entries_match_what_they_name_and_nothing_more() {
+        let list = AllowList::parse(
+            " Elixir.String:upcase/1 ,lists:map/2+funs, timer:sleep, maps:*,\
+             service:demo.add, service:accounts, send:orders, gen_call:presence+funs",
+        )
+        .unwrap();
+        let verdict = |r: Request<'_>| list.verdict(&r);
+        assert_eq!(
+            verdict(call("Elixir.String", "upcase", 1)),
+            Verdict::WithoutFuns
+        );
+        assert_eq!(
+            verdict(call("Elixir.String", "upcase", 2)),
+            Verdict::Refused
+        );
+        assert_eq!(
+            verdict(call("Elixir.String", "downcase", 1)),
+            Verdict::Refused
+        );
+        assert_eq!(verdict(call("lists", "map", 2)), Verdict::WithFuns);
+        assert_eq!(verdict(call("lists", "filter", 2)), Verdict::Refused);
+        assert_eq!(verdict(call("timer", "sleep", 1)), Verdict::WithoutFuns);
+        assert_eq!(verdict(call("timer", "sleep", 7)), Verdict::WithoutFuns);
+        assert_eq!(verdict(call("maps", "get", 3)), Verdict::WithoutFuns);
+        assert_eq!(verdict(call("os", "cmd", 1)), Verdict::Refused);
+        let service = |name, function| Request::Service { name, function };
+        assert_eq!(verdict(service("demo", "add")), Verdict::WithoutFuns);
+        assert_eq!(verdict(service("demo", "echo")), Verdict::Refused);
+        assert_eq!(verdict(service("accounts", "find")), Verdict::WithoutFuns);
+        assert_eq!(verdict(service("demo.add", "x")), Verdict::WithoutFuns);
+        assert_eq!(
+            verdict(Request::Send { name: "orders" }),
+            Verdict::WithoutFuns
+        );
+        assert_eq!(verdict(Request::Send { name: "init" }), Verdict::Refused);
+        assert_eq!(
+            verdict(Request::GenCall { name: "presence" }),
+            Verdict::WithFuns
+        );
+        assert_eq!(
+            verdict(Request::GenCall { name: "orders" }),
+            Verdict::Refused
+        );
+        // A module called like a prefix is a prefix: send:orders is no
+        // function `orders` of a module `send`.
+        assert_eq!(verdict(call("send", "orders", 1)), Verdict::Refused);
+        assert!(
+            AllowList::parse("")
+                .unwrap()
+                .verdict(&call("erlang", "node", 0))
+                == Verdict::Refused
+        );
+        assert!(list.allows_service_function("demo", "add"));
+        assert!(!list.allows_service_function("demo", "greet"));
+    }
+
+    #[pg_test]
+    fn malformed_entries_are_refused() {
+        for bad in [
+            "erlang",
+            "erlang:node/x",
+            "erlang:node/256",
+            "erlang:node/+1",
+            "a:b,,c:d",
+            "a:b,",
+            ":f/1",
+            "m:/1",
+            "os:cmd /1",
+            "service:",
+            "service:.x",
+            "service:demo.",
+            "service:demo+funs",
+            "send:",
+            "m:f/1+fun",
+        ] {
+            assert!(AllowList::parse(bad).is_err(), "{bad} was accepted");
+        }
+        let long = "a".repeat(256);
+        assert!(AllowList::parse(&format!("{long}:f/1")).is_err());
+        assert!(AllowList::parse(&format!("{}:f/1", "a".repeat(255))).is_ok());
+    }
+}

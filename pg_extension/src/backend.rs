@@ -106,18 +106,25 @@ pub fn request<T>(
     endpoint: &Endpoint,
     f: impl FnOnce(&mut Nodes, &Target<'_>) -> erlang_cnode_node::Result<T>,
 ) -> SqlResult<T> {
-    let source = endpoint.cookie_source()?;
+    // Through a server, the cookie is always the one its mapping gives now
+    // (a mapping's own, or the cookie file for a mapping without one): a
+    // connection made with another is remade. A node named directly keeps
+    // the cookie it was last connected with.
+    let cookie = match (endpoint.cookie_source()?, &endpoint.server) {
+        (CookieSource::Mapping(cookie), _) => Some(cookie),
+        (CookieSource::File, Some(_)) => Some(cookie_file().map_err(SqlError::from)?),
+        (CookieSource::File, None) => None,
+    };
     let node = &endpoint.node;
     with_role(endpoint.role, Some(node), |nodes, open| {
         nodes.set_max_message_size(endpoint.max_message_size());
-        if let CookieSource::Mapping(cookie) = &source {
-            // A mapping altered since the connection was made: reconnect.
+        if let Some(cookie) = &cookie {
             nodes.use_cookie(node, cookie);
         }
         check_room(nodes, node, open)?;
-        let cookie = || match &source {
-            CookieSource::File => cookie_file(),
-            CookieSource::Mapping(cookie) => Ok(cookie.clone()),
+        let cookie = || match &cookie {
+            Some(cookie) => Ok(cookie.clone()),
+            None => cookie_file(),
         };
         let target = Target {
             node,
@@ -158,9 +165,11 @@ pub fn connections() -> Vec<erlang_cnode_node::ConnectionInfo> {
     })
 }
 
-/// Drops every connection of every role (`DISCARD ALL`).
+/// Drops every connection of every role and forgets the cookies seen
+/// (`DISCARD ALL`).
 fn discard_all_connections() {
     NODES.with(|cell| cell.borrow_mut().clear());
+    crate::log::forget_secrets();
 }
 
 /// The cookie file of the server's OS user, as `erl` reads it.

@@ -18,7 +18,7 @@ use crate::{jsonb, log};
 /// Defines the C entry points of V1 functions whose bodies return a
 /// `SqlResult<Datum>`.
 macro_rules! sql_functions {
-    ($($symbol:ident, $finfo:ident => $body:path;)*) => {$(
+    ($($symbol:ident, $finfo:ident => $runner:ident($body:path);)*) => {$(
         #[doc(hidden)]
         #[unsafe(no_mangle)]
         pub extern "C" fn $finfo() -> &'static pg_sys::Pg_finfo_record {
@@ -30,23 +30,26 @@ macro_rules! sql_functions {
         #[unsafe(no_mangle)]
         pub unsafe extern "C-unwind" fn $symbol(fcinfo: FunctionCallInfo) -> Datum {
             // SAFETY: PostgreSQL calls this with a valid fcinfo.
-            unsafe { run(fcinfo, $body) }
+            unsafe { $runner(fcinfo, $body) }
         }
     )*};
 }
 
+// `run_checked`: a role with no right at all gets 42501 before anything
+// else. `erlang_connect(node, cookie)` checks (more) itself, hiding the
+// statement; the validator is PostgreSQL's.
 sql_functions! {
-    erlang_connect_with_cookie, pg_finfo_erlang_connect_with_cookie => connect_with_cookie;
-    erlang_connect, pg_finfo_erlang_connect => connect;
-    erlang_disconnect, pg_finfo_erlang_disconnect => disconnect;
-    erlang_ping, pg_finfo_erlang_ping => ping;
-    erlang_call, pg_finfo_erlang_call => call;
-    erlang_gen_call, pg_finfo_erlang_gen_call => gen_call;
-    erlang_cast, pg_finfo_erlang_cast => cast;
-    erlang_send, pg_finfo_erlang_send => send;
-    erlang_service_call, pg_finfo_erlang_service_call => service_call;
-    erlang_service_catalog, pg_finfo_erlang_service_catalog => service_catalog;
-    erlang_cnode_fdw_validator, pg_finfo_erlang_cnode_fdw_validator => fdw_validator;
+    erlang_connect_with_cookie, pg_finfo_erlang_connect_with_cookie => run(connect_with_cookie);
+    erlang_connect, pg_finfo_erlang_connect => run_checked(connect);
+    erlang_disconnect, pg_finfo_erlang_disconnect => run_checked(disconnect);
+    erlang_ping, pg_finfo_erlang_ping => run_checked(ping);
+    erlang_call, pg_finfo_erlang_call => run_checked(call);
+    erlang_gen_call, pg_finfo_erlang_gen_call => run_checked(gen_call);
+    erlang_cast, pg_finfo_erlang_cast => run_checked(cast);
+    erlang_send, pg_finfo_erlang_send => run_checked(send);
+    erlang_service_call, pg_finfo_erlang_service_call => run_checked(service_call);
+    erlang_service_catalog, pg_finfo_erlang_service_catalog => run_checked(service_catalog);
+    erlang_cnode_fdw_validator, pg_finfo_erlang_cnode_fdw_validator => run(fdw_validator);
 }
 
 /// Runs `body` with PostgreSQL errors and Rust panics inside it reported
@@ -55,6 +58,32 @@ sql_functions! {
 unsafe fn run(
     fcinfo: FunctionCallInfo,
     body: unsafe fn(FunctionCallInfo) -> SqlResult<Datum>,
+) -> Datum {
+    // SAFETY: as for guarded.
+    unsafe { guarded(fcinfo, |fcinfo| body(fcinfo)) }
+}
+
+/// [`run`], after refusing a role with no right at all.
+#[inline(always)]
+unsafe fn run_checked(
+    fcinfo: FunctionCallInfo,
+    body: unsafe fn(FunctionCallInfo) -> SqlResult<Datum>,
+) -> Datum {
+    // SAFETY: as for guarded.
+    unsafe {
+        guarded(fcinfo, |fcinfo| {
+            server::require_some_right()?;
+            body(fcinfo)
+        })
+    }
+}
+
+/// Runs `body` inside pgrx's guard, then raises its error, if any, from
+/// this (outermost) frame.
+#[inline(always)]
+unsafe fn guarded(
+    fcinfo: FunctionCallInfo,
+    body: impl FnOnce(FunctionCallInfo) -> SqlResult<Datum>,
 ) -> Datum {
     // SAFETY: called from the outermost frame of a V1 function.
     let result = unsafe { pg_sys::submodules::panic::pgrx_extern_c_guard(|| body(fcinfo)) };
@@ -135,9 +164,20 @@ pub fn check_cookie(cookie: &str) -> SqlResult<()> {
 
 /// `erlang_connect(node, cookie)`: for members of `erlang_cnode_user`.
 unsafe fn connect_with_cookie(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let hide = |e: SqlError| e.hide_statement();
+    // Refused first, with the statement hidden: a role without full access
+    // neither connects with a cookie nor gets to mask or hide anything in
+    // this backend's log.
+    if !server::full_access(server::current_role()) {
+        return Err(SqlError::new(
+            b"42501",
+            "permission denied: only members of erlang_cnode_user may connect with a cookie",
+        )
+        .hint("Other roles connect through a server and their user mapping: erlang_connect('server').")
+        .hide_statement());
+    }
     // The statement holds the cookie: keep it out of the log, whatever fails.
     log::hide_statements_until_transaction_end();
-    let hide = |e: SqlError| e.hide_statement();
     let node = unsafe { text_arg(fcinfo, 0, "node") }.map_err(hide)?;
     let cookie = unsafe { text_arg(fcinfo, 1, "cookie") }.map_err(hide)?;
     log::add_secret(&cookie);
@@ -147,17 +187,11 @@ unsafe fn connect_with_cookie(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
             .hint("The node comes first, the cookie second.")
             .hide_statement()
     };
-    if !server::full_access(server::current_role()) {
-        return Err(SqlError::new(
-            b"42501",
-            "permission denied: only members of erlang_cnode_user may connect with a cookie",
-        )
-        .hint("Other roles connect through a server and their user mapping: erlang_connect('server').")
-        .hide_statement());
-    }
-    // A cookie that reads as a node name is taken for swapped arguments,
-    // before any name is looked up (DNS would see the cookie).
-    if erlang_cnode_node::NodeName::parse(&cookie).is_ok() {
+    // A cookie that reads as a node name or names a server is taken for
+    // swapped arguments, before any name is looked up (DNS would see the
+    // cookie).
+    if erlang_cnode_node::NodeName::parse(&cookie).is_ok() || server::is_server(&cookie) {
+        log::add_secret(&node);
         return Err(swapped());
     }
     check_cookie(&cookie)?;

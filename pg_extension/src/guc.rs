@@ -83,12 +83,12 @@ pub fn init() {
         GucFlags::default(),
     );
     // SAFETY: called from _PG_init, in the backend's only thread.
-    #[cfg(not(any(feature = "pg13", feature = "pg14")))]
+    #[cfg(not(feature = "pg14"))]
     unsafe {
         pg_sys::MarkGUCPrefixReserved(c"erlang_cnode".as_ptr())
     };
     // Before PostgreSQL 15 a misspelt setting is only warned about.
-    #[cfg(any(feature = "pg13", feature = "pg14"))]
+    #[cfg(feature = "pg14")]
     unsafe {
         pg_sys::EmitWarningsOnPlaceholders(c"erlang_cnode".as_ptr())
     };

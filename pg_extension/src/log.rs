@@ -10,12 +10,12 @@
 //!
 //! Some messages carry the statement in their own text
 //! (`log_min_duration_statement`, `auto_explain`, `log_statement`): in
-//! every message, the cookies this backend has seen as arguments or in
-//! user-mapping options are replaced by `********` where they stand as
-//! string literals, and so are the cookie literals of any `… USER MAPPING
-//! … OPTIONS (cookie '…')` and `erlang_connect('…', '…')` statement (these
-//! are found by their shape: `log_statement` logs a statement before it
-//! runs, so only a library already loaded in the session sees it).
+//! every message, every string literal of a statement about a user mapping
+//! or calling `erlang_connect` is replaced by `********` (found by their
+//! shape: `log_statement` logs a statement before it runs, so only a
+//! library already loaded in the session sees it), and in messages only the
+//! server log gets, so are the cookies this backend has seen as arguments
+//! or in user-mapping options, where they stand as string literals.
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -38,7 +38,13 @@ const MAX_SECRETS: usize = 64;
 /// What a masked cookie reads as.
 const MASK: &str = "********";
 
-/// Masks `secret` in every later message of this backend.
+/// Forgets every remembered cookie (`DISCARD ALL`).
+pub fn forget_secrets() {
+    SECRETS.with(|secrets| secrets.borrow_mut().clear());
+}
+
+/// Masks `secret` in every later message of this backend that goes only
+/// to the server log, where it stands as a string literal.
 pub fn add_secret(secret: &str) {
     if secret.is_empty() {
         return;
@@ -54,89 +60,92 @@ pub fn add_secret(secret: &str) {
     });
 }
 
-/// The SQL string literal whose opening quote is at `start`: where its
-/// text ends (its closing quote, one not doubled, or the text's end) and
-/// where what follows it begins.
-fn literal_end(bytes: &[u8], start: usize) -> (usize, usize) {
-    let mut end = start + 1;
-    while end < bytes.len() {
-        if bytes[end] == b'\'' {
-            if bytes.get(end + 1) == Some(&b'\'') {
-                end += 2;
-                continue;
-            }
-            return (end, end + 1);
-        }
-        end += 1;
-    }
-    (bytes.len(), bytes.len())
-}
-
-/// The position of the first non-blank byte at or after `i`.
-fn skip_blanks(bytes: &[u8], mut i: usize) -> usize {
-    while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-        i += 1;
-    }
-    i
-}
-
-/// Where the cookie literals of a statement are, as `(start, end)` of the
-/// text between their quotes: after each `cookie` of a statement about a
-/// user mapping (`… OPTIONS (cookie '…')`), and the second argument of each
-/// `erlang_connect('…', '…')` (the first, if the second is a node name). Found by looking, before the statement runs
-/// (`log_statement` logs it before any function is called).
-fn cookie_literals(text: &str) -> Vec<(usize, usize)> {
-    // ASCII lower-casing keeps byte offsets.
-    let lower = text.to_ascii_lowercase();
+/// Where the string literals of a statement are, as `(start, end)` of the
+/// text between their delimiters: `'…'` (quotes doubled inside), `E'…'`
+/// (backslash escapes too) and `$tag$…$tag$`. Double-quoted identifiers
+/// are skipped over.
+fn literals(text: &str) -> Vec<(usize, usize)> {
     let bytes = text.as_bytes();
+    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let mut found = Vec::new();
-    if lower.contains("user mapping") {
-        for (at, _) in lower.match_indices("cookie") {
-            let i = skip_blanks(bytes, at + "cookie".len());
-            if bytes.get(i) == Some(&b'\'') {
-                found.push((i + 1, literal_end(bytes, i).0));
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && !(bytes[i] == b'"' && bytes.get(i + 1) != Some(&b'"')) {
+                    i += if bytes[i] == b'"' { 2 } else { 1 };
+                }
+                i += 1;
             }
+            b'\'' => {
+                let escapes =
+                    i > 0 && matches!(bytes[i - 1], b'E' | b'e') && (i < 2 || !ident(bytes[i - 2]));
+                let start = i + 1;
+                let mut end = start;
+                while end < bytes.len() {
+                    match bytes[end] {
+                        b'\\' if escapes => end += 2,
+                        b'\'' if bytes.get(end + 1) == Some(&b'\'') => end += 2,
+                        b'\'' => break,
+                        _ => end += 1,
+                    }
+                }
+                let end = end.min(bytes.len());
+                found.push((start, end));
+                i = end + 1;
+            }
+            b'$' if i == 0 || !ident(bytes[i - 1]) => {
+                // $tag$ or $$; not $1 (a parameter).
+                let tag_end = bytes[i + 1..]
+                    .iter()
+                    .position(|&b| !ident(b))
+                    .map(|n| i + 1 + n);
+                match tag_end {
+                    Some(close)
+                        if bytes[close] == b'$'
+                            && bytes.get(i + 1).is_none_or(|b| !b.is_ascii_digit()) =>
+                    {
+                        let tag = &text[i..=close];
+                        let start = close + 1;
+                        let end = text[start..].find(tag).map_or(text.len(), |n| start + n);
+                        found.push((start, end));
+                        i = end + tag.len();
+                    }
+                    _ => i += 1,
+                }
+            }
+            _ => i += 1,
         }
     }
-    for (at, _) in lower.match_indices("erlang_connect") {
-        let mut i = skip_blanks(bytes, at + "erlang_connect".len());
-        if bytes.get(i) != Some(&b'(') {
-            continue;
-        }
-        i = skip_blanks(bytes, i + 1);
-        if bytes.get(i) != Some(&b'\'') {
-            continue;
-        }
-        let first = (i + 1, literal_end(bytes, i).0);
-        i = skip_blanks(bytes, literal_end(bytes, i).1);
-        if bytes.get(i) != Some(&b',') {
-            continue;
-        }
-        i = skip_blanks(bytes, i + 1);
-        if bytes.get(i) == Some(&b'\'') {
-            let second = (i + 1, literal_end(bytes, i).0);
-            // Swapped arguments (the second reads as a node name): the
-            // cookie is the first.
-            let swapped = erlang_cnode_node::NodeName::parse(&text[second.0..second.1]).is_ok();
-            found.push(if swapped { first } else { second });
-        }
-    }
-    found.sort_unstable();
     found
 }
 
-/// `text` with the cookie literals of [`cookie_literals`] masked.
+/// Whether a statement may hold a cookie in a literal: one about a user
+/// mapping, or one that calls `erlang_connect`. Found by looking, before the
+/// statement runs (`log_statement` logs it before any function is called).
+fn may_hold_cookie(text: &str) -> bool {
+    let words = text
+        .to_ascii_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    words.contains("user mapping") || words.contains("erlang_connect")
+}
+
+/// `text` with every string literal masked, if it is a statement that may
+/// hold a cookie ([`may_hold_cookie`]).
 fn mask_statement_cookies(text: &str) -> Option<String> {
-    let literals = cookie_literals(text);
+    if !may_hold_cookie(text) {
+        return None;
+    }
+    let literals = literals(text);
     if literals.is_empty() {
         return None;
     }
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
     for (start, end) in literals {
-        if start < copied || end < start {
-            continue;
-        }
         out.push_str(&text[copied..start]);
         out.push_str(MASK);
         copied = end;
@@ -145,8 +154,9 @@ fn mask_statement_cookies(text: &str) -> Option<String> {
     Some(out)
 }
 
-/// `text` with every remembered cookie and user-mapping cookie masked;
-/// `None` if nothing needed masking.
+/// `text` with the literals of statements that may hold a cookie masked,
+/// and every cookie this backend has seen; `None` if nothing needed
+/// masking.
 fn masked(text: &str) -> Option<String> {
     let mut out = Cow::Borrowed(text);
     SECRETS.with(|secrets| {
@@ -261,15 +271,21 @@ unsafe extern "C-unwind" fn hide_statement(edata: *mut pg_sys::ErrorData) {
             (*edata).hide_stmt = true;
         }
         let edata = &mut *edata;
-        for field in [
-            &mut edata.message,
-            &mut edata.detail,
-            &mut edata.detail_log,
-            &mut edata.hint,
-            &mut edata.context,
-            &mut edata.internalquery,
-        ] {
-            mask_field(field);
+        // Only messages the server log alone gets are masked (statement,
+        // duration and auto_explain lines are such): masking what a session
+        // sees would tell it whether a string it guessed is a cookie this
+        // backend knows, and would garble prose.
+        if !edata.output_to_client {
+            for field in [
+                &mut edata.message,
+                &mut edata.detail,
+                &mut edata.detail_log,
+                &mut edata.hint,
+                &mut edata.context,
+                &mut edata.internalquery,
+            ] {
+                mask_field(field);
+            }
         }
         if let Some(previous) = PREVIOUS_HOOK {
             previous(edata as *mut pg_sys::ErrorData);
@@ -292,5 +308,60 @@ unsafe extern "C-unwind" fn transaction_ended(
             | XACT_EVENT_PREPARE
     ) {
         IN_TRANSACTION.with(|hide| hide.set(false));
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::{add_secret, forget_secrets, masked};
+    use pgrx::prelude::*;
+
+    fn statement(text: &str) -> String {
+        masked(text).unwrap_or_else(|| text.to_owned())
+    }
+
+    #[pg_test]
+    fn literals_of_statements_that_may_hold_cookies_are_masked() {
+        for (text, expected) in [
+            (
+                "CREATE USER MAPPING FOR a SERVER s OPTIONS (cookie 'c1')",
+                "CREATE USER MAPPING FOR a SERVER s OPTIONS (cookie '********')",
+            ),
+            (
+                "create  user\n mapping for a server s options (\"cookie\" E'c\\'2')",
+                "create  user\n mapping for a server s options (\"cookie\" E'********')",
+            ),
+            (
+                "ALTER USER MAPPING FOR a SERVER s OPTIONS (SET cookie $x$c'3$x$)",
+                "ALTER USER MAPPING FOR a SERVER s OPTIONS (SET cookie $x$********$x$)",
+            ),
+            (
+                "SELECT erlang_connect('n@h', 'it''s')",
+                "SELECT erlang_connect('********', '********')",
+            ),
+            (
+                "SELECT erlang_connect(node => 'n@h'::text, cookie => $$c$$)",
+                "SELECT erlang_connect(node => '********'::text, cookie => $$********$$)",
+            ),
+            // Not such a statement: left alone; a parameter is no quote.
+            ("SELECT 'cookie', $1", "SELECT 'cookie', $1"),
+        ] {
+            assert_eq!(statement(text), expected);
+        }
+    }
+
+    #[pg_test]
+    fn remembered_cookies_are_masked_until_forgotten() {
+        add_secret("s3cret");
+        let text = "duration: 1 ms  statement: SELECT f('s3cret')";
+        assert_eq!(
+            masked(text).as_deref(),
+            Some("duration: 1 ms  statement: SELECT f('********')")
+        );
+        // Prose that holds the same word is no literal.
+        assert_eq!(masked("the s3cret word"), None);
+        forget_secrets();
+        assert_eq!(masked(text), None);
     }
 }

@@ -142,6 +142,17 @@ fn parse_unit(name: &str, value: &str, unit: u32) -> SqlResult<i32> {
 pub unsafe fn validate(list: *mut pg_sys::List, catalog: pg_sys::Oid) -> SqlResult<()> {
     // SAFETY: as the caller promises.
     let options = unsafe { options(list) };
+    // A statement that fails here may hold a cookie, under any option name
+    // (a typo, a cookie given to a server): keep it out of the log.
+    if catalog == pg_sys::UserMappingRelationId {
+        options
+            .iter()
+            .for_each(|(_, value)| crate::log::add_secret(value));
+    }
+    validate_options(&options, catalog).map_err(SqlError::hide_statement)
+}
+
+fn validate_options(options: &[(String, String)], catalog: pg_sys::Oid) -> SqlResult<()> {
     let (valid, object) = if catalog == pg_sys::ForeignServerRelationId {
         (SERVER_OPTIONS, "server")
     } else if catalog == pg_sys::UserMappingRelationId {
@@ -149,8 +160,9 @@ pub unsafe fn validate(list: *mut pg_sys::List, catalog: pg_sys::Oid) -> SqlResu
     } else {
         (&[][..], "object")
     };
-    for (name, value) in &options {
+    for (name, value) in options {
         if !valid.contains(&name.as_str()) {
+            crate::log::add_secret(value);
             let hint = if valid.is_empty() {
                 format!("An erlang_cnode {object} takes no options.")
             } else {
@@ -183,10 +195,7 @@ pub unsafe fn validate(list: *mut pg_sys::List, catalog: pg_sys::Oid) -> SqlResu
             "max_message_size" => {
                 parse_unit(name, value, pg_sys::GUC_UNIT_KB)?;
             }
-            "cookie" => {
-                crate::log::add_secret(value);
-                crate::functions::check_cookie(value).map_err(SqlError::hide_statement)?;
-            }
+            "cookie" => crate::functions::check_cookie(value)?,
             _ => unreachable!("listed above"),
         }
     }
@@ -214,12 +223,16 @@ pub fn full_access(role: pg_sys::Oid) -> bool {
 }
 
 fn role_name(role: pg_sys::Oid) -> String {
-    // SAFETY: GetUserNameFromId returns a palloc'd name (or errors).
-    unsafe {
-        CStr::from_ptr(pg_sys::GetUserNameFromId(role, true))
-            .to_string_lossy()
-            .into_owned()
+    // SAFETY: GetUserNameFromId returns a palloc'd name, or NULL (noerr)
+    // for a role dropped while this session still acts as it.
+    let name = unsafe { pg_sys::GetUserNameFromId(role, true) };
+    if name.is_null() {
+        return format!("(dropped role {})", role.to_u32());
     }
+    // SAFETY: a NUL-terminated name.
+    unsafe { CStr::from_ptr(name) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn has_usage(server: pg_sys::Oid, role: pg_sys::Oid) -> bool {
@@ -242,43 +255,69 @@ fn has_usage(server: pg_sys::Oid, role: pg_sys::Oid) -> bool {
     result == pg_sys::AclResult::ACLCHECK_OK
 }
 
-/// The options of `role`'s user mapping for `server`, else of PUBLIC's.
-fn mapping_options(server: pg_sys::Oid, role: pg_sys::Oid) -> Option<Vec<(String, String)>> {
-    for user in [role, pg_sys::InvalidOid] {
-        // SAFETY: a syscache look-up, released below; the options are
-        // copied out before.
-        unsafe {
-            let tuple = pg_sys::SearchSysCache2(
-                pg_sys::SysCacheIdentifier::USERMAPPINGUSERSERVER as i32,
-                pg_sys::Datum::from(user),
-                pg_sys::Datum::from(server),
-            );
-            if tuple.is_null() {
-                continue;
-            }
-            let mut is_null = false;
-            let datum = pg_sys::SysCacheGetAttr(
-                pg_sys::SysCacheIdentifier::USERMAPPINGUSERSERVER as i32,
-                tuple,
-                pg_sys::Anum_pg_user_mapping_umoptions as pg_sys::AttrNumber,
-                &mut is_null,
-            );
-            let found = if is_null {
-                Vec::new()
-            } else {
-                options(pg_sys::untransformRelOptions(datum))
-            };
-            pg_sys::ReleaseSysCache(tuple);
-            return Some(found);
+/// The options of `user`'s user mapping for `server` (`InvalidOid`:
+/// PUBLIC's), if it has one.
+fn mapping_options(server: pg_sys::Oid, user: pg_sys::Oid) -> Option<Vec<(String, String)>> {
+    // SAFETY: a syscache look-up, released below; the options are copied
+    // out before.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache2(
+            pg_sys::SysCacheIdentifier::USERMAPPINGUSERSERVER as i32,
+            pg_sys::Datum::from(user),
+            pg_sys::Datum::from(server),
+        );
+        if tuple.is_null() {
+            return None;
         }
+        let mut is_null = false;
+        let datum = pg_sys::SysCacheGetAttr(
+            pg_sys::SysCacheIdentifier::USERMAPPINGUSERSERVER as i32,
+            tuple,
+            pg_sys::Anum_pg_user_mapping_umoptions as pg_sys::AttrNumber,
+            &mut is_null,
+        );
+        let found = if is_null {
+            Vec::new()
+        } else {
+            options(pg_sys::untransformRelOptions(datum))
+        };
+        pg_sys::ReleaseSysCache(tuple);
+        Some(found)
     }
-    None
+}
+
+/// The cookie a mapping's options give, if any.
+fn cookie_of(options: Option<Vec<(String, String)>>) -> Option<Option<String>> {
+    options.map(|options| {
+        options
+            .into_iter()
+            .find(|(name, _)| name == "cookie")
+            .map(|(_, cookie)| cookie)
+    })
+}
+
+/// Where `role`'s cookie for `server` comes from. Its own mapping first,
+/// then PUBLIC's, as PostgreSQL looks them up. A mapping without a cookie
+/// means the server OS user's cookie file, but for a role without full
+/// access only a PUBLIC mapping can say so: a role with `USAGE` may create
+/// a mapping for itself, and that must not lend it the server's identity.
+fn mapping(server: pg_sys::Oid, role: pg_sys::Oid, full_access: bool) -> Mapping {
+    match cookie_of(mapping_options(server, role)) {
+        Some(Some(cookie)) => return Mapping::Cookie(cookie),
+        Some(None) if full_access => return Mapping::CookieFile,
+        _ => {}
+    }
+    match cookie_of(mapping_options(server, pg_sys::InvalidOid)) {
+        Some(Some(cookie)) => Mapping::Cookie(cookie),
+        Some(None) => Mapping::CookieFile,
+        None => Mapping::None,
+    }
 }
 
 /// Reads server `name` (a server of this wrapper) for `role`: checks
 /// `USAGE` unless `role` is a superuser, reads its options and the role's
 /// user mapping.
-fn server(name: &str, role: pg_sys::Oid) -> SqlResult<(NodeName, Server)> {
+fn server(name: &str, role: pg_sys::Oid, full_access: bool) -> SqlResult<(NodeName, Server)> {
     let c_name = c_string(name);
     // SAFETY: catalog look-ups in a transaction; missing_ok, so no ERROR.
     let (found, fdw) = unsafe {
@@ -334,13 +373,7 @@ fn server(name: &str, role: pg_sys::Oid) -> SqlResult<(NodeName, Server)> {
     };
     let allow = AllowList::parse(value("allow").unwrap_or(""))
         .map_err(|e| SqlError::invalid(format!("server \"{name}\": {e}")))?;
-    let mapping = match mapping_options(server_oid, role) {
-        None => Mapping::None,
-        Some(options) => match options.into_iter().find(|(n, _)| n == "cookie") {
-            Some((_, cookie)) => Mapping::Cookie(cookie),
-            None => Mapping::CookieFile,
-        },
-    };
+    let mapping = mapping(server_oid, role, full_access);
     Ok((
         node,
         Server {
@@ -355,6 +388,40 @@ fn server(name: &str, role: pg_sys::Oid) -> SqlResult<(NodeName, Server)> {
             mapping,
         },
     ))
+}
+
+/// Refuses a role with no right at all (not a member of
+/// `erlang_cnode_user`, no `USAGE` on any server of this wrapper) before
+/// anything else: it gets `42501` from every function, whatever its
+/// arguments.
+pub fn require_some_right() -> SqlResult<()> {
+    let role = current_role();
+    if full_access(role) || uses_any_server() {
+        return Ok(());
+    }
+    Err(SqlError::new(
+        b"42501",
+        format!(
+            "permission denied: role {} may not call Erlang nodes",
+            role_name(role)
+        ),
+    )
+    .hint(
+        "Members of erlang_cnode_user may call any node; other roles call through a server \
+         they have USAGE on (GRANT USAGE ON FOREIGN SERVER …).",
+    ))
+}
+
+/// Whether `name` is a server of this wrapper (for telling swapped
+/// arguments apart; no permission is checked).
+pub fn is_server(name: &str) -> bool {
+    let c_name = c_string(name);
+    // SAFETY: catalog look-ups in a transaction; missing_ok, so no ERROR.
+    unsafe {
+        let found = pg_sys::GetForeignServerByName(c_name.as_ptr(), true);
+        let fdw = pg_sys::GetForeignDataWrapperByName(FDW.as_ptr(), true);
+        !found.is_null() && !fdw.is_null() && (*found).fdwid == (*fdw).fdwid
+    }
 }
 
 /// Whether the current role has `USAGE` on any server of this wrapper.
@@ -382,11 +449,10 @@ pub fn resolve(text: &str) -> SqlResult<Endpoint> {
     let role = current_role();
     let privileged = full_access(role);
     if text.contains('@') {
-        let node = NodeName::parse(text).map_err(SqlError::from)?;
         if !privileged {
             return Err(SqlError::new(
                 b"42501",
-                format!("permission denied to call node {node} by name"),
+                format!("permission denied to call node {text} by name"),
             )
             .hint(format!(
                 "Only members of erlang_cnode_user call nodes by name; others call through a \
@@ -394,6 +460,7 @@ pub fn resolve(text: &str) -> SqlResult<Endpoint> {
                 role_name(role)
             )));
         }
+        let node = NodeName::parse(text).map_err(SqlError::from)?;
         return Ok(Endpoint {
             node,
             server: None,
@@ -401,7 +468,7 @@ pub fn resolve(text: &str) -> SqlResult<Endpoint> {
             role,
         });
     }
-    let (node, server) = server(text, role)?;
+    let (node, server) = server(text, role, privileged)?;
     Ok(Endpoint {
         node,
         server: Some(server),
@@ -457,10 +524,11 @@ impl Endpoint {
                 let role = role_name(self.role);
                 Err(SqlError::new(
                     b"28000",
-                    format!("no user mapping for role {role} on server {server}"),
+                    format!("no user mapping with a cookie for role {role} on server {server}"),
                 )
                 .hint(format!(
-                    "CREATE USER MAPPING FOR {role} SERVER {server} OPTIONS (cookie '…'), or FOR PUBLIC."
+                    "A superuser or the server's owner can create one for PUBLIC (its cookie stays \
+                     hidden from {role}), or for {role} with the option cookie."
                 )))
             }
         }

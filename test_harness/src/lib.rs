@@ -104,7 +104,15 @@ impl ErlNode {
         // +Bd: no break handler, so an interrupt (Ctrl-C on the test run)
         // ends the node instead of leaving it waiting at the BREAK menu.
         let child = Command::new("erl")
-            .args([flag, &name, "-setcookie", &cookie, "-noshell", "-noinput", "+Bd"])
+            .args([
+                flag,
+                &name,
+                "-setcookie",
+                &cookie,
+                "-noshell",
+                "-noinput",
+                "+Bd",
+            ])
             .args(extra)
             .args(["-eval", &mark_ready])
             .stdin(Stdio::null())

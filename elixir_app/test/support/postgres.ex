@@ -18,12 +18,12 @@ defmodule ErlangCnode.Test.Postgres do
       System.find_executable(program) || raise "#{program} not found: #{fix}"
     end
 
-    {sharedir, 0} = System.cmd("pg_config", ["--sharedir"])
+    {sharedir, 0} = System.cmd(System.get_env("PG_CONFIG", "pg_config"), ["--sharedir"])
     control = Path.join([String.trim(sharedir), "extension", "erlang_cnode.control"])
 
     File.exists?(control) ||
       raise "the erlang_cnode extension is not installed (#{control}): " <>
-              "cd pg_extension && cargo pgrx install --release (scripts/test does)"
+              "scripts/install (scripts/test does, into a PostgreSQL of its own: PG_CONFIG)"
 
     {:module, :pgsql} == Code.ensure_loaded(:pgsql) ||
       raise "the p1_pgsql client is missing: run scripts/setup (erlang-p1-pgsql)"
@@ -35,7 +35,8 @@ defmodule ErlangCnode.Test.Postgres do
     {:ok, socket} = :gen_tcp.listen(0, ip: {127, 0, 0, 1})
     {:ok, port} = :inet.port(socket)
     :gen_tcp.close(socket)
-    dir = "/var/tmp/erlang_cnode-exunit_#{System.pid()}_#{System.unique_integer([:positive])}"
+    base = System.get_env("ERLANG_CNODE_TEST_DIR", "/var/tmp")
+    dir = Path.join(base, "erlang_cnode-exunit_#{System.pid()}_#{System.unique_integer([:positive])}")
     cluster = %__MODULE__{dir: dir, port: port}
     script!(cluster, "start-postgres", ["--tcp"])
     cluster

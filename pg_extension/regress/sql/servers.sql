@@ -18,7 +18,9 @@ CREATE SERVER app FOREIGN DATA WRAPPER erlang_cnode OPTIONS (node :'node',
     allow ' erlang:node/0 , lists:reverse/1, lists:map/2, regress_server:record/1,
            send:regress_server, gen_call:regress_server, service:demo ');
 CREATE SERVER chat FOREIGN DATA WRAPPER erlang_cnode OPTIONS (node :'spare_node',
-    allow 'erlang:node/0, lists:*, timer:sleep, lists:map/2+funs', call_timeout '500ms');
+    allow 'erlang:node/0, lists:*, timer:sleep, lists:map/2+funs, send:regress_server+funs',
+    call_timeout '500ms');
+ALTER SERVER chat OPTIONS (SET allow 'os:cmd/x');
 CREATE USER MAPPING FOR PUBLIC SERVER app OPTIONS (cookie E'two\nlines');
 CREATE USER MAPPING FOR PUBLIC SERVER app OPTIONS (password 'x');
 CREATE ROLE regress_nobody;
@@ -97,6 +99,8 @@ SELECT erlang_gen_call('app', 'rex', '{"$tuple": [{"$atom": "call"}, {"$atom": "
 SELECT erlang_call('app', 'lists', 'map', '[{"$fun": {"module": "os", "function": "getenv", "arity": 1}}, ["HOME"]]');
 SELECT erlang_send('app', 'init', '{"$tuple": [{"$atom": "stop"}, {"$atom": "stop"}]}');
 SELECT erlang_send('app', 'regress_server', '[{"$fun": {"module": "os", "function": "getenv", "arity": 0}}]');
+SELECT erlang_send('app', 'regress_server', '{"$map": [[{"$fun": {"module": "os", "function": "getenv", "arity": 0}}, 1]]}');
+SELECT erlang_send('chat', 'regress_server', '{"$map": [[{"$fun": {"module": "os", "function": "getenv", "arity": 0}}, 1]]}');
 SELECT erlang_call('app', 'lists', 'reverse', '[[1, 2]]');
 SELECT erlang_call('app', 'lists', 'reverse', '[[1, 2], []]');
 SELECT erlang_cast('app', 'os', 'cmd', '["id"]');
@@ -123,11 +127,19 @@ SET ROLE regress_analyst;
 SELECT erlang_call('chat', 'lists', 'duplicate', '[2000, 120]');
 RESET ROLE;
 ALTER SERVER chat OPTIONS (DROP max_message_size);
--- USAGE with another role's mapping only: no cookie to use.
+-- USAGE with another role's mapping only: no cookie to use. A mapping it
+-- makes for itself without a cookie lends it nothing (the server OS user's
+-- cookie file is for PUBLIC mappings a superuser or owner made).
 SET ROLE regress_other;
 SELECT erlang_call('app', 'erlang', 'node');
 SELECT erlang_call('chat', 'erlang', 'node');
+CREATE USER MAPPING FOR regress_other SERVER app;
+SELECT erlang_call('app', 'erlang', 'node');
+DROP USER MAPPING FOR regress_other SERVER app;
 RESET ROLE;
+-- Arguments swapped with a server's name as the cookie: refused, nothing
+-- echoed, nothing looked up.
+SELECT erlang_connect('Xk3@cookiehost.invalid', 'app');
 -- Connections are per role: the superuser's is not used after SET ROLE.
 SELECT erlang_connect(:'node', :'cookie');
 SET ROLE regress_member;
@@ -184,6 +196,15 @@ RESET ROLE;
 -- The probe can fail: a superuser does see the mappings' cookies.
 DO $$ BEGIN EXECUTE current_setting('regress.probe'); END $$;
 SELECT who, place, hits FROM leaks ORDER BY who, place;
+-- DISCARD ALL closes the connections of every role of the backend
+-- (and, as ever, this session's temporary objects).
+SET ROLE regress_analyst;
+SELECT erlang_call('app', 'erlang', 'node') IS NOT NULL AS called;
+RESET ROLE;
+DISCARD ALL;
+SET ROLE regress_analyst;
+SELECT count(*) FROM erlang_connections();
+RESET ROLE;
 -- The cookie is no setting any more: not even a superuser can store one
 -- where every role could read it (from PostgreSQL 15, which reserves the
 -- prefix; 14 keeps such a placeholder, and warns).

@@ -526,7 +526,23 @@ fn servers_keep_cookies_out_of_logs_and_dumps() {
         "other",
         "SELECT erlang_call('app', 'erlang', 'node');",
     );
-    assert!(other.contains("no user mapping for role other"), "{other}");
+    // Validator errors at default logging: a misspelt option, a cookie
+    // given to a server. Their statements hold the cookie.
+    let typos = cluster.psql(
+        "leaks",
+        &format!(
+            "CREATE USER MAPPING FOR nobody SERVER app OPTIONS (cokie '{c}');\n\
+             CREATE SERVER typo FOREIGN DATA WRAPPER erlang_cnode OPTIONS (node 'a@b', cookie '{c}');\n",
+            c = node.cookie
+        ),
+    );
+    let typos = String::from_utf8_lossy(&typos.stderr);
+    assert!(typos.contains("invalid option \"cokie\""), "{typos}");
+    assert!(typos.contains("invalid option \"cookie\""), "{typos}");
+    assert!(
+        other.contains("no user mapping with a cookie for role other"),
+        "{other}"
+    );
     // A superuser connecting with the cookie in the statement, logged by
     // duration and by auto_explain; and with the arguments swapped.
     let superuser = cluster.psql(
@@ -651,7 +667,10 @@ fn updating_from_the_oldest_version_matches_a_fresh_install() {
         ),
     );
     let (upgraded, installed) = (run(&old, CATALOGUE), run(&fresh, CATALOGUE));
-    assert!(installed.contains("erlang_cnode_fdw_validator"), "{installed}");
+    assert!(
+        installed.contains("erlang_cnode_fdw_validator"),
+        "{installed}"
+    );
     if upgraded != installed {
         let dir = here().join("results");
         std::fs::create_dir_all(&dir).unwrap();
@@ -679,6 +698,34 @@ fn updating_from_the_oldest_version_matches_a_fresh_install() {
         "postgres",
         &format!("DROP DATABASE {old}; DROP DATABASE {fresh}; DROP ROLE {app};"),
     );
+}
+
+/// A session whose role is dropped (by another session) while it acts as
+/// it gets an ERROR from our functions, not a crashed backend.
+#[test]
+fn a_dropped_current_role_is_an_error_not_a_crash() {
+    let cluster = cluster();
+    let role = format!("doomed_{}", std::process::id());
+    let out = cluster.psql(
+        "regress",
+        &format!(
+            "CREATE ROLE {role};\n\
+             SET ROLE {role};\n\
+             \\! psql -X -q -h {socket} -p {port} -U postgres -d regress -c 'DROP ROLE {role}'\n\
+             SELECT erlang_call('x@y', 'erlang', 'node');\n\
+             SELECT erlang_call('app', 'erlang', 'node');\n\
+             RESET ROLE;\n\
+             SELECT 'still here' AS alive;\n",
+            socket = cluster.socket_dir().display(),
+            port = cluster.port()
+        ),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ERROR:  permission denied"), "{stderr}");
+    assert!(stderr.contains("dropped role"), "{stderr}");
+    assert!(!stderr.contains("server closed the connection"), "{stderr}");
+    assert!(stdout.contains("still here"), "{stdout}");
 }
 
 /// `pg_config` of the PostgreSQL under test: `$PG_CONFIG`, else the one on
@@ -746,10 +793,7 @@ fn installing_while_a_call_runs_does_not_disturb_it() {
     assert!(stdout.contains(&node.name), "{stdout}");
     // A new file, not the old one written over.
     assert_ne!(std::fs::metadata(&installed).unwrap().ino(), before);
-    let fresh = cluster.psql(
-        "regress",
-        &format!("SELECT erlang_ping('{}');", node.name),
-    );
+    let fresh = cluster.psql("regress", &format!("SELECT erlang_ping('{}');", node.name));
     assert!(String::from_utf8_lossy(&fresh.stderr).is_empty());
     assert!(!cluster.log().contains("terminated by signal"));
 }
