@@ -188,7 +188,14 @@ fn check(name: &str) {
             String::from_utf8_lossy(&diff.stdout)
         );
     }
-    // No cookie ever reaches the server log.
+    // No cookie is ever shown to the session (psql echoes statements with
+    // their variables unexpanded) nor reaches the server log.
+    for secret in [&short.cookie, &long.cookie, &spare.cookie] {
+        assert!(
+            !actual.contains(secret.as_str()),
+            "sql/{name}.sql: a cookie is in the session's output"
+        );
+    }
     let log = cluster.log();
     for secret in [&short.cookie, &long.cookie, &spare.cookie] {
         assert!(
