@@ -36,7 +36,10 @@ defmodule ErlangCnode.Test.Postgres do
     {:ok, port} = :inet.port(socket)
     :gen_tcp.close(socket)
     base = System.get_env("ERLANG_CNODE_TEST_DIR", "/var/tmp")
-    dir = Path.join(base, "erlang_cnode-exunit_#{System.pid()}_#{System.unique_integer([:positive])}")
+
+    dir =
+      Path.join(base, "erlang_cnode-exunit_#{System.pid()}_#{System.unique_integer([:positive])}")
+
     cluster = %__MODULE__{dir: dir, port: port}
     script!(cluster, "start-postgres", ["--tcp"])
     cluster
