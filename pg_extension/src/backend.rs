@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use erlang_cnode_node::{LocalNode, NodeName, Nodes, Target};
+use erlang_cnode_codec::Term;
+use erlang_cnode_node::{CallId, LocalNode, NodeName, Nodes, Outcome, Target};
 use pgrx::pg_sys;
 
 use crate::error::{SqlError, SqlResult};
@@ -74,6 +75,7 @@ fn with_role<T>(
             }
         }
     }
+    register_exit_callback();
     NODES.with(|cell| {
         let mut all = cell.borrow_mut();
         let open: usize = all.values().map(Nodes::connection_count).sum();
@@ -166,10 +168,114 @@ pub fn connections() -> Vec<erlang_cnode_node::ConnectionInfo> {
 }
 
 /// Drops every connection of every role and forgets the cookies seen
-/// (`DISCARD ALL`).
+/// (`DISCARD ALL`); calls still under way are given up on first.
 fn discard_all_connections() {
+    abandon_all_calls();
+    crate::requests::forget_all();
     NODES.with(|cell| cell.borrow_mut().clear());
     crate::log::forget_secrets();
+}
+
+/// Gives up on every call under way on every connection: their processes
+/// are killed on the nodes.
+fn abandon_all_calls() {
+    NODES.with(|cell| {
+        if let Ok(mut all) = cell.try_borrow_mut() {
+            all.values_mut().for_each(Nodes::abandon_all);
+        }
+    });
+}
+
+/// Requests not awaited by the end of the session are given up on, as a
+/// timeout would: their processes are killed on the nodes. Registered at
+/// the first connection (a callback registered from `_PG_init` in the
+/// postmaster would not reach backends).
+fn register_exit_callback() {
+    thread_local! {
+        static REGISTERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if REGISTERED.with(|r| r.replace(true)) {
+        return;
+    }
+    // SAFETY: registers a plain function for the backend's exit.
+    unsafe { pg_sys::before_shmem_exit(Some(session_ends), pg_sys::Datum::from(0usize)) };
+}
+
+unsafe extern "C-unwind" fn session_ends(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
+    // Nothing may unwind into C; the sends are best effort anyway.
+    let _ = std::panic::catch_unwind(abandon_all_calls);
+}
+
+/// Sends a call for `endpoint` on the calling role's connection once fewer
+/// than `erlang_cnode.max_in_flight` calls are in flight in this backend
+/// (waiting for replies meanwhile, interruptibly): the call and the
+/// connection's generation.
+pub fn start_call(
+    endpoint: &Endpoint,
+    module: &str,
+    function: &str,
+    args: Vec<Term<'_>>,
+    deadline: Instant,
+) -> SqlResult<(CallId, u64)> {
+    let max = guc::max_in_flight();
+    let in_flight = || {
+        NODES.with(|cell| {
+            cell.borrow()
+                .values()
+                .map(Nodes::calls_in_flight)
+                .sum::<usize>()
+        })
+    };
+    if in_flight() >= max {
+        // Replies for other roles' calls are read on their connections.
+        let roles: Vec<u32> = NODES.with(|cell| cell.borrow().keys().copied().collect());
+        for role in roles {
+            if in_flight() < max {
+                break;
+            }
+            let others = in_flight() - role_in_flight(role);
+            with_role(pg_sys::Oid::from(role), None, |nodes, _| {
+                nodes
+                    .wait_for_room(
+                        &endpoint.node,
+                        max.saturating_sub(others),
+                        &mut waiter(),
+                        deadline,
+                    )
+                    .map_err(SqlError::from)
+            })?;
+        }
+    }
+    request(endpoint, |nodes, target| {
+        nodes.start_call(target, module, function, args, &mut waiter(), deadline)
+    })
+}
+
+fn role_in_flight(role: u32) -> usize {
+    NODES.with(|cell| cell.borrow().get(&role).map_or(0, Nodes::calls_in_flight))
+}
+
+/// Waits for the outcome of a call [`start_call`] sent as `role`.
+pub fn finish_call(
+    role: pg_sys::Oid,
+    node: &NodeName,
+    id: &CallId,
+    generation: u64,
+    deadline: Instant,
+) -> SqlResult<Outcome> {
+    with_role(role, Some(node), |nodes, _| {
+        nodes
+            .finish_call(node, id, generation, &mut waiter(), deadline)
+            .map_err(SqlError::from)
+    })
+}
+
+/// Gives up on a call [`start_call`] sent as `role` (its process is killed).
+pub fn abandon_call(role: pg_sys::Oid, node: &NodeName, id: &CallId, generation: u64) {
+    let _ = with_role(role, None, |nodes, _| {
+        nodes.abandon_call(node, id, generation);
+        Ok(())
+    });
 }
 
 /// The cookie file of the server's OS user, as `erl` reads it.

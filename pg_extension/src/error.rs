@@ -85,15 +85,19 @@ impl SqlError {
     }
 
     /// The SQLSTATE, as five characters.
-    #[cfg_attr(not(feature = "pg_test"), allow(dead_code))]
     pub fn sqlstate(&self) -> &str {
         std::str::from_utf8(self.code).expect("ASCII")
     }
 
     /// The message.
-    #[cfg_attr(not(feature = "pg_test"), allow(dead_code))]
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// Whether a cancel or terminate stopped the request (PostgreSQL raises
+    /// its own error for it).
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted
     }
 }
 

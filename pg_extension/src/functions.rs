@@ -13,7 +13,7 @@ use crate::allow::{holds_fun, Request};
 use crate::backend::{self, waiter};
 use crate::error::{self, SqlError, SqlResult};
 use crate::server::{self, CookieSource, Endpoint};
-use crate::{jsonb, log};
+use crate::{jsonb, log, requests};
 
 /// Defines the C entry points of V1 functions whose bodies return a
 /// `SqlResult<Datum>`.
@@ -50,6 +50,10 @@ sql_functions! {
     erlang_service_call, pg_finfo_erlang_service_call => run_checked(service_call);
     erlang_service_catalog, pg_finfo_erlang_service_catalog => run_checked(service_catalog);
     erlang_cnode_fdw_validator, pg_finfo_erlang_cnode_fdw_validator => run(fdw_validator);
+    erlang_call_async, pg_finfo_erlang_call_async => run_checked(call_async);
+    erlang_await, pg_finfo_erlang_await => run_checked(await_request);
+    erlang_call_many_json, pg_finfo_erlang_call_many_json => run_checked(call_many);
+    erlang_multicall_json, pg_finfo_erlang_multicall_json => run_checked(multicall);
 }
 
 /// Runs `body` with PostgreSQL errors and Rust panics inside it reported
@@ -328,6 +332,233 @@ unsafe fn send(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
         )
     })?;
     Ok(Datum::from(true))
+}
+
+/// A call's arguments and what the allow-list sees of it: `module:function`
+/// with these arguments, refused or not for the endpoint.
+fn checked_call<'a>(
+    endpoint: &Endpoint,
+    module: &'a str,
+    function: &'a str,
+    args: &[Term<'_>],
+) -> SqlResult<Request<'a>> {
+    let request = Request::Call {
+        module,
+        function,
+        arity: args.len(),
+    };
+    endpoint.check(&request, args.iter().any(holds_fun))?;
+    Ok(request)
+}
+
+/// `erlang_call_async(node, module, function, args, timeout_ms)`: sends
+/// the call now and returns its id for `erlang_await`; waits (interruptibly)
+/// while `erlang_cnode.max_in_flight` calls are under way.
+unsafe fn call_async(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let endpoint = unsafe { endpoint_arg(fcinfo) }?;
+    let (module, function) = unsafe { module_and_function(fcinfo) }?;
+    let args_text = unsafe { jsonb_arg(fcinfo, 3, "args") }?;
+    let args = call_args(&args_text)?;
+    let what = checked_call(&endpoint, &module, &function, &args)?.describe();
+    let deadline =
+        std::time::Instant::now() + endpoint.call_timeout(unsafe { timeout_arg(fcinfo, 4) })?;
+    let (call, generation) = backend::start_call(&endpoint, &module, &function, args, deadline)?;
+    let id = requests::add(requests::Request {
+        role: endpoint.role,
+        node: endpoint.node.clone(),
+        call,
+        generation,
+        deadline,
+        what,
+    });
+    Ok(Datum::from(id))
+}
+
+/// `erlang_await(request)`: the outcome of a call `erlang_call_async` sent,
+/// as `erlang_call` would give it; each id once.
+unsafe fn await_request(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    // SAFETY: argument 0 is bigint.
+    let id = unsafe { pg_getarg::<i64>(fcinfo, 0) }
+        .ok_or_else(|| SqlError::new(b"22004", "request must not be NULL"))?;
+    let request = requests::take(id, server::current_role())?;
+    let outcome = backend::finish_call(
+        request.role,
+        &request.node,
+        &request.call,
+        request.generation,
+        request.deadline,
+    )?;
+    result(outcome, &request.what, &request.node.to_string())
+}
+
+/// `erlang_call_many(node, module, function, args_list, timeout_ms)`, as a
+/// `jsonb` array of the results in input order: every call is sent before
+/// any is waited for (at most `erlang_cnode.max_in_flight` at once), all
+/// within one timeout. The first failure, in input order, is raised once
+/// the calls after it are given up on (killed on the node).
+unsafe fn call_many(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let endpoint = unsafe { endpoint_arg(fcinfo) }?;
+    let (module, function) = unsafe { module_and_function(fcinfo) }?;
+    let list_text = unsafe { jsonb_arg(fcinfo, 3, "args_list") }?;
+    let not_a_list = || {
+        SqlError::invalid("args_list must be a JSON array of argument arrays, one per call")
+            .hint("For example '[[1], [2], [3]]'::jsonb for f(1), f(2), f(3).")
+    };
+    let calls = match jsonb::term_of(&list_text, "args_list")? {
+        Term::List(calls) => calls,
+        _ => return Err(not_a_list()),
+    };
+    let mut arg_lists = Vec::with_capacity(calls.len());
+    let mut describe = Vec::with_capacity(calls.len());
+    for call in calls {
+        let Term::List(args) = call else {
+            return Err(not_a_list());
+        };
+        describe.push(checked_call(&endpoint, &module, &function, &args)?.describe());
+        arg_lists.push(args);
+    }
+    let deadline =
+        std::time::Instant::now() + endpoint.call_timeout(unsafe { timeout_arg(fcinfo, 4) })?;
+    let node = endpoint.node.to_string();
+    let give_up = |sent: &[(erlang_cnode_node::CallId, u64)]| {
+        for (call, generation) in sent {
+            backend::abandon_call(endpoint.role, &endpoint.node, call, *generation);
+        }
+    };
+    let mut sent = Vec::with_capacity(arg_lists.len());
+    for args in arg_lists {
+        match backend::start_call(&endpoint, &module, &function, args, deadline) {
+            Ok(call) => sent.push(call),
+            Err(e) => {
+                give_up(&sent);
+                return Err(e);
+            }
+        }
+    }
+    let mut results = Vec::with_capacity(sent.len());
+    for (i, (call, generation)) in sent.iter().enumerate() {
+        let outcome =
+            backend::finish_call(endpoint.role, &endpoint.node, call, *generation, deadline);
+        match outcome {
+            Ok(erlang_cnode_node::Outcome::Return(value)) => results.push(value),
+            failed => {
+                give_up(&sent[i + 1..]);
+                return match failed {
+                    Ok(outcome) => result(outcome, &describe[i], &node),
+                    Err(e) => Err(e),
+                };
+            }
+        }
+    }
+    jsonb::datum_of(&Term::List(results), &node)
+}
+
+/// One row of `erlang_multicall`, as a JSON object: `node`, and `result`
+/// or `error` (`class`, `reason`, and `stack` or `message` where known).
+fn multicall_row<'a>(node: &str, field: &str, value: Term<'a>) -> Term<'a> {
+    Term::map(vec![
+        (
+            Term::binary(b"node".to_vec()),
+            Term::binary(node.as_bytes().to_vec()),
+        ),
+        (Term::binary(field.as_bytes().to_vec()), value),
+    ])
+    .expect("distinct keys")
+}
+
+/// An `erpc`-style error: `{"class": …, "reason": …, …}`.
+fn multicall_error<'a>(class: &str, reason: Term<'a>, extra: Option<(&str, Term<'a>)>) -> Term<'a> {
+    let mut entries = vec![
+        (
+            Term::binary(b"class".to_vec()),
+            Term::binary(class.as_bytes().to_vec()),
+        ),
+        (Term::binary(b"reason".to_vec()), reason),
+    ];
+    if let Some((key, value)) = extra {
+        entries.push((Term::binary(key.as_bytes().to_vec()), value));
+    }
+    Term::map(entries).expect("distinct keys")
+}
+
+/// The row for a node that could not be called, or did not answer in time:
+/// `{erpc, noconnection}` or `{erpc, timeout}`, as `erpc:multicall` gives,
+/// with the message. A cancel, and errors in the arguments, are raised.
+fn multicall_failure<'a>(node: &str, error: SqlError) -> SqlResult<Term<'a>> {
+    let kind = match error.sqlstate() {
+        _ if error.is_interrupted() => return Err(error),
+        "57014" => "timeout",
+        code if code.starts_with("08") || code == "F0000" || code == "28000" || code == "54000" => {
+            "noconnection"
+        }
+        _ => return Err(error),
+    };
+    let reason = Term::Tuple(vec![Term::atom("erpc"), Term::atom(kind)]);
+    let message = Term::binary(error.message().as_bytes().to_vec());
+    Ok(multicall_row(
+        node,
+        "error",
+        multicall_error("error", reason, Some(("message", message))),
+    ))
+}
+
+/// `erlang_multicall(nodes, module, function, args, timeout_ms)`, as a
+/// `jsonb` array of rows in the order of `nodes`: the call is sent to
+/// every node before any is waited for, all within one timeout; a node
+/// that fails gives a row with `error` instead of raising.
+unsafe fn multicall(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    // SAFETY: argument 0 is text[].
+    let nodes = unsafe { pg_getarg::<Vec<Option<String>>>(fcinfo, 0) }
+        .ok_or_else(|| SqlError::new(b"22004", "nodes must not be NULL"))?;
+    let (module, function) = unsafe { module_and_function(fcinfo) }?;
+    let args_text = unsafe { jsonb_arg(fcinfo, 3, "args") }?;
+    let args = call_args(&args_text)?;
+    let timeout_ms = unsafe { timeout_arg(fcinfo, 4) };
+    let mut endpoints = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let node = node.ok_or_else(|| SqlError::new(b"22004", "nodes must not hold NULL"))?;
+        let endpoint = server::resolve(&node)?;
+        checked_call(&endpoint, &module, &function, &args)?;
+        endpoints.push((node, endpoint));
+    }
+    let timeout = endpoints
+        .iter()
+        .map(|(_, e)| e.call_timeout(timeout_ms))
+        .collect::<SqlResult<Vec<_>>>()?
+        .into_iter()
+        .max()
+        .unwrap_or_else(crate::guc::call_timeout);
+    let deadline = std::time::Instant::now() + timeout;
+    let mut sent = Vec::with_capacity(endpoints.len());
+    for (_, endpoint) in &endpoints {
+        sent.push(backend::start_call(
+            endpoint,
+            &module,
+            &function,
+            args.clone(),
+            deadline,
+        ));
+    }
+    let mut rows = Vec::with_capacity(sent.len());
+    for ((node, endpoint), started) in endpoints.iter().zip(sent) {
+        let outcome = started.and_then(|(call, generation)| {
+            backend::finish_call(endpoint.role, &endpoint.node, &call, generation, deadline)
+        });
+        rows.push(match outcome {
+            Ok(erlang_cnode_node::Outcome::Return(value)) => multicall_row(node, "result", value),
+            Ok(erlang_cnode_node::Outcome::Exception {
+                class,
+                reason,
+                stack,
+            }) => multicall_row(
+                node,
+                "error",
+                multicall_error(class.as_str(), reason, stack.map(|s| ("stack", s))),
+            ),
+            Err(error) => multicall_failure(node, error)?,
+        });
+    }
+    jsonb::datum_of(&Term::List(rows), "(several)")
 }
 
 /// How much longer than the service's own timeout the reply may take: the

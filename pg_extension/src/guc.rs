@@ -21,6 +21,7 @@ static NODE_PREFIX: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"postgres"));
 static NODE_HOST: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static MAX_CONNECTIONS: GucSetting<i32> = GucSetting::<i32>::new(64);
+static MAX_IN_FLIGHT: GucSetting<i32> = GucSetting::<i32>::new(1000);
 
 /// Registers every setting. Called once, from `_PG_init`.
 pub fn init() {
@@ -82,6 +83,16 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"erlang_cnode.max_in_flight",
+        c"The most calls one backend has under way at once.",
+        c"erlang_call_async, erlang_call_many and erlang_multicall wait for room past it.",
+        &MAX_IN_FLIGHT,
+        1,
+        1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     // SAFETY: called from _PG_init, in the backend's only thread.
     #[cfg(not(feature = "pg14"))]
     unsafe {
@@ -99,6 +110,11 @@ fn text(setting: &GucSetting<Option<CString>>) -> Option<String> {
         .get()
         .map(|value| value.to_string_lossy().into_owned())
         .filter(|value| !value.is_empty())
+}
+
+/// `erlang_cnode.max_in_flight`.
+pub fn max_in_flight() -> usize {
+    MAX_IN_FLIGHT.get().max(1) as usize
 }
 
 /// `erlang_cnode.max_connections`.

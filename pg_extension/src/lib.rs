@@ -13,6 +13,7 @@ mod guc;
 mod jsonb;
 mod latch;
 mod log;
+mod requests;
 mod server;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;

@@ -10,7 +10,7 @@ use erlang_cnode_codec::Term;
 use crate::connection::control::{
     MONITOR_P_EXIT, PAYLOAD_EXIT2, PAYLOAD_MONITOR_P_EXIT, SPAWN_REPLY, SPAWN_REQUEST,
 };
-use crate::connection::{Connection, GroupLeader, LocalNode};
+use crate::connection::{Connection, GroupLeader, LocalNode, Received};
 use crate::wait::{PollWait, Wait};
 use crate::{Error, Result};
 
@@ -54,14 +54,30 @@ pub enum Outcome {
     },
 }
 
+/// A call under way on one connection: the reference of its spawn request.
+/// Any number may be in flight on a connection at once; each reply, spawn
+/// reply and monitor signal is routed to its call by this reference.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CallId(Term<'static>);
+
+/// What is known of a call under way.
+#[derive(Debug)]
+pub(crate) struct PendingCall {
+    /// The tag `erpc:execute_call/4` puts in its exit reason.
+    result_tag: Term<'static>,
+    /// The process running it, once the spawn reply is in.
+    spawned: Option<Term<'static>>,
+    /// How it ended, once it has: its outcome, or why it could not start.
+    done: Option<std::result::Result<Outcome, String>>,
+    /// Given up on (timed out, cancelled, discarded): its process is killed
+    /// as soon as it is known, and the entry goes when the process is down.
+    abandoned: bool,
+}
+
 impl Connection {
     /// Calls `module:function(args…)` on the peer and waits for the outcome
-    /// until `deadline`. What the function prints goes to the peer's own
-    /// standard output (see [`Connection::group_leader`]). A call that times
-    /// out or is interrupted has its process on the peer killed (where
-    /// `erpc` would leave it running: a cancelled statement's work should
-    /// stop); a result already on its way is recognised by its reference
-    /// and dropped.
+    /// until `deadline`: [`Connection::start_call`], then
+    /// [`Connection::finish_call`].
     pub fn call(
         &mut self,
         local: &mut LocalNode,
@@ -71,6 +87,24 @@ impl Connection {
         waiter: &mut dyn Wait,
         deadline: Instant,
     ) -> Result<Outcome> {
+        let id = self.start_call(local, module, function, args, waiter, deadline)?;
+        self.finish_call(&id, waiter, deadline)
+    }
+
+    /// Sends a call of `module:function(args…)` (a `SPAWN_REQUEST` of
+    /// `erpc:execute_call/4` under a monitor) and returns at once; its
+    /// outcome is read by [`Connection::finish_call`]. What the function
+    /// prints goes to the peer's own standard output (see
+    /// [`Connection::group_leader`]).
+    pub fn start_call(
+        &mut self,
+        local: &mut LocalNode,
+        module: &str,
+        function: &str,
+        args: Vec<Term<'_>>,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<CallId> {
         self.group_leader(local, waiter, deadline)?;
         let request_id = local.make_ref(&self.local_name);
         let result_tag = local.make_ref(&self.local_name);
@@ -90,67 +124,194 @@ impl Connection {
             waiter,
             deadline,
         )?;
+        self.pending.insert(
+            request_id.clone(),
+            PendingCall {
+                result_tag,
+                spawned: None,
+                done: None,
+                abandoned: false,
+            },
+        );
+        Ok(CallId(request_id))
+    }
 
-        let mut spawned = None;
+    /// Waits until `deadline` for the outcome of call `id`, routing every
+    /// other reply that arrives meanwhile to its own call. A call that times
+    /// out or is interrupted has its process on the peer killed (where
+    /// `erpc` would leave it running: a cancelled statement's work should
+    /// stop); a result already on its way is recognised by its reference
+    /// and dropped.
+    pub fn finish_call(
+        &mut self,
+        id: &CallId,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<Outcome> {
         loop {
-            let received = match self.recv(waiter, deadline) {
-                Ok(received) => received,
+            match self.pending.get(&id.0) {
+                None => {
+                    return Err(Error::Protocol {
+                        node: self.node_name().to_owned(),
+                        what: "no such call under way on this connection".into(),
+                    })
+                }
+                Some(PendingCall { done: Some(_), .. }) => {
+                    let call = self.pending.remove(&id.0).expect("found above");
+                    return match call.done.expect("done") {
+                        Ok(outcome) => Ok(outcome),
+                        Err(what) => Err(Error::Protocol {
+                            node: self.node_name().to_owned(),
+                            what,
+                        }),
+                    };
+                }
+                Some(_) => {}
+            }
+            match self.recv(waiter, deadline) {
+                Ok(received) => {
+                    self.route(&received);
+                }
+                Err(e @ Error::Timeout { .. }) if !self.is_broken() => {
+                    // What arrived in time is read before giving up (a
+                    // caller collecting several calls one after another
+                    // reaches this one only after the deadline).
+                    if self.drain_ready(waiter).is_ok() && self.call_done(id) {
+                        continue;
+                    }
+                    self.abandon_call(id);
+                    return Err(e);
+                }
                 Err(e @ (Error::Timeout { .. } | Error::Interrupted { .. })) => {
                     // Given up on: stop the function rather than leave it
                     // running (a cancelled statement's work should stop).
-                    if let Some(pid) = spawned {
-                        self.kill(local, pid);
-                    }
+                    self.abandon_call(id);
                     return Err(e);
                 }
                 Err(e) => return Err(e),
-            };
-            let Term::Tuple(items) = &received.control else {
-                continue;
-            };
-            let tag = match items.first() {
-                Some(Term::Int(tag)) => *tag,
-                _ => continue,
-            };
-            match (tag, items.as_slice()) {
-                (SPAWN_REPLY, [_, id, _, _, result]) if *id == request_id => {
-                    if matches!(result, Term::Pid(_)) {
-                        spawned = Some(result.clone());
-                    }
-                    if matches!(result, Term::Atom(_)) {
-                        return Err(Error::Protocol {
-                            node: self.node_name().to_owned(),
-                            what: format!(
-                                "the node could not spawn the call: {}",
-                                atom_text(result)
-                            ),
-                        });
-                    }
-                }
-                (MONITOR_P_EXIT, [_, _, _, id, reason]) if *id == request_id => {
-                    return Ok(outcome(reason.clone(), &result_tag));
-                }
-                (PAYLOAD_MONITOR_P_EXIT, [_, _, _, id]) if *id == request_id => {
-                    let reason = received.message.unwrap_or_else(|| Term::atom("undefined"));
-                    return Ok(outcome(reason, &result_tag));
-                }
-                _ => {}
             }
         }
+    }
+
+    /// Gives up on call `id`: its process is killed now if it is known,
+    /// else as soon as its spawn reply arrives. Unknown ids are ignored.
+    pub fn abandon_call(&mut self, id: &CallId) {
+        let Some(call) = self.pending.get_mut(&id.0) else {
+            return;
+        };
+        if call.done.is_some() {
+            self.pending.remove(&id.0);
+            return;
+        }
+        call.abandoned = true;
+        if let Some(pid) = call.spawned.clone() {
+            self.kill(pid);
+        }
+    }
+
+    /// Gives up on every call under way (the session ends, or its
+    /// connections are discarded).
+    pub fn abandon_all_calls(&mut self) {
+        let ids: Vec<CallId> = self.pending.keys().cloned().map(CallId).collect();
+        for id in &ids {
+            self.abandon_call(id);
+        }
+    }
+
+    /// How many calls are in flight: sent, not yet ended, not given up on.
+    pub fn calls_in_flight(&self) -> usize {
+        self.pending
+            .values()
+            .filter(|call| call.done.is_none() && !call.abandoned)
+            .count()
+    }
+
+    /// Whether call `id` has ended (its outcome can be read at once).
+    pub fn call_done(&self, id: &CallId) -> bool {
+        self.pending
+            .get(&id.0)
+            .is_some_and(|call| call.done.is_some())
+    }
+
+    /// Receives one message (waiting until `deadline`) and routes it to the
+    /// call it belongs to, if any; for waiting until there is room for
+    /// more calls.
+    pub fn wait_for_any(&mut self, waiter: &mut dyn Wait, deadline: Instant) -> Result<()> {
+        let received = self.recv(waiter, deadline)?;
+        self.route(&received);
+        Ok(())
+    }
+
+    /// Routes a spawn reply or monitor signal to the call it belongs to;
+    /// whether it belonged to one. Anything else (late replies to calls
+    /// already read, stray messages) is left to the caller.
+    pub(crate) fn route(&mut self, received: &Received) -> bool {
+        let Term::Tuple(items) = &received.control else {
+            return false;
+        };
+        let (tag, id) = match items.as_slice() {
+            [Term::Int(SPAWN_REPLY), id, ..] => (SPAWN_REPLY, id),
+            [Term::Int(MONITOR_P_EXIT), _, _, id, _] => (MONITOR_P_EXIT, id),
+            [Term::Int(PAYLOAD_MONITOR_P_EXIT), _, _, id] => (PAYLOAD_MONITOR_P_EXIT, id),
+            _ => return false,
+        };
+        let Some(call) = self.pending.get_mut(id) else {
+            return false;
+        };
+        let (mut kill, mut remove) = (None, false);
+        match (tag, items.as_slice()) {
+            (SPAWN_REPLY, [_, _, _, _, result]) => {
+                if matches!(result, Term::Pid(_)) {
+                    call.spawned = Some(result.clone());
+                    if call.abandoned {
+                        kill = Some(result.clone());
+                    }
+                } else if call.abandoned {
+                    remove = true;
+                } else {
+                    call.done = Some(Err(format!(
+                        "the node could not spawn the call: {}",
+                        atom_text(result)
+                    )));
+                }
+            }
+            (MONITOR_P_EXIT, [_, _, _, _, reason]) => {
+                if call.abandoned {
+                    remove = true;
+                } else {
+                    call.done = Some(Ok(outcome(reason.clone(), &call.result_tag)));
+                }
+            }
+            (PAYLOAD_MONITOR_P_EXIT, _) => {
+                if call.abandoned {
+                    remove = true;
+                } else {
+                    let reason = received
+                        .message
+                        .clone()
+                        .unwrap_or_else(|| Term::atom("undefined"));
+                    call.done = Some(Ok(outcome(reason, &call.result_tag)));
+                }
+            }
+            _ => return false,
+        }
+        if remove {
+            self.pending.remove(id);
+        }
+        if let Some(pid) = kill {
+            self.kill(pid);
+        }
+        true
     }
 
     /// Kills `pid` on the peer (an exit signal `kill`, `PAYLOAD_EXIT2`),
     /// best effort: a connection already out of step is left alone, and
     /// the send waits at most a moment for room.
-    pub(crate) fn kill(&mut self, local: &LocalNode, pid: Term<'static>) {
+    pub(crate) fn kill(&mut self, pid: Term<'static>) {
         if self.is_broken() {
             return;
         }
-        let control = Term::Tuple(vec![
-            Term::Int(PAYLOAD_EXIT2),
-            local.pid(&self.local_name),
-            pid,
-        ]);
+        let control = Term::Tuple(vec![Term::Int(PAYLOAD_EXIT2), self.own_pid.clone(), pid]);
         let brief = Instant::now() + std::time::Duration::from_millis(20);
         let _ = self.send(&control, Some(&Term::atom("kill")), &mut PollWait, brief);
     }

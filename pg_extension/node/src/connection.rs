@@ -182,6 +182,11 @@ pub struct Connection {
     /// An operation stopped in the middle of a frame: the stream is out of
     /// step and the connection must not be used again.
     broken: bool,
+    /// Our pid on this connection (what spawned processes and exit signals
+    /// name as their parent or sender).
+    pub(crate) own_pid: Term<'static>,
+    /// Calls under way, by the reference of their spawn request.
+    pub(crate) pending: std::collections::BTreeMap<Term<'static>, crate::call::PendingCall>,
 }
 
 impl Connection {
@@ -223,12 +228,14 @@ impl Connection {
         Ok(Connection {
             stream,
             node: name,
+            own_pid: local.pid(&local_name),
             local_name,
             peer,
             input: io::ReadBuffer::new(),
             group_leader: GroupLeader::Unknown,
             max_message_size: 64 << 20,
             broken: false,
+            pending: std::collections::BTreeMap::new(),
         })
     }
 
@@ -453,12 +460,24 @@ impl Connection {
                 }
             }
             match self.next_frame(waiter, deadline) {
-                Ok(_) | Err(Error::Protocol { .. }) => {}
+                // Replies to calls under way are kept for them; anything
+                // else (late replies, stray messages) is dropped.
+                Ok(Some(received)) => {
+                    self.route(&received);
+                }
+                Ok(None) | Err(Error::Protocol { .. }) => {}
                 // Out of time between frames: the connection is sound.
                 Err(Error::Timeout { .. }) if !self.broken => return Ok(()),
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Reads, without waiting for more, every message that has already
+    /// arrived, routing replies to their calls (for a call whose deadline
+    /// has passed while its reply sat unread).
+    pub(crate) fn drain_ready(&mut self, waiter: &mut dyn Wait) -> Result<()> {
+        self.check_idle(waiter, Instant::now() + IDLE_FRAME_GRACE)
     }
 
     fn parse(&self, body: &[u8]) -> Result<Received> {

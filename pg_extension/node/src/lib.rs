@@ -18,7 +18,7 @@ mod nodes;
 mod server;
 mod wait;
 
-pub use call::{Class, Outcome};
+pub use call::{CallId, Class, Outcome};
 pub use connection::{control, Connection, LocalNode, Received};
 pub use cookie::{read_cookie_file, MAX_COOKIE};
 pub use error::{Error, Result};

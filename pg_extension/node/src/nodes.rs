@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 
 use erlang_cnode_codec::Term;
 
-use crate::call::Outcome;
+use crate::call::{CallId, Outcome};
 use crate::connection::{Connection, LocalNode};
 use crate::name::NodeName;
 use crate::wait::Wait;
@@ -32,6 +32,10 @@ pub struct ConnectionInfo {
 
 struct Entry {
     connection: Connection,
+    /// Which connection this is: a connection made anew (after a failure,
+    /// a restart of the node) has another, so calls sent on the old one
+    /// are known to be lost.
+    generation: u64,
     cookie: String,
     connected_since: SystemTime,
     last_used: SystemTime,
@@ -56,6 +60,7 @@ pub struct Nodes {
     /// connection is lost so that reconnecting uses it again.
     cookies: BTreeMap<String, String>,
     max_message_size: usize,
+    generations: u64,
 }
 
 impl std::fmt::Debug for Nodes {
@@ -76,6 +81,7 @@ impl Nodes {
             entries: BTreeMap::new(),
             cookies: BTreeMap::new(),
             max_message_size: 64 << 20,
+            generations: 0,
         }
     }
 
@@ -105,8 +111,10 @@ impl Nodes {
         let mut connection = Connection::open(node, &self.local, cookie, waiter, deadline)?;
         connection.set_max_message_size(self.max_message_size);
         let now = SystemTime::now();
+        self.generations += 1;
         let entry = Entry {
             connection,
+            generation: self.generations,
             cookie: cookie.to_owned(),
             connected_since: now,
             last_used: now,
@@ -263,6 +271,145 @@ impl Nodes {
             |c, local, w| c.call(local, module, function, args, w, deadline),
             |o| matches!(o, Outcome::Exception { .. }),
         )
+    }
+
+    /// Sends a call of `module:function(args…)` to `node` and returns at
+    /// once (see [`Connection::start_call`]): the call and the generation
+    /// of the connection it went out on, for [`Nodes::finish_call`].
+    pub fn start_call(
+        &mut self,
+        target: &Target<'_>,
+        module: &str,
+        function: &str,
+        args: Vec<Term<'_>>,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<(CallId, u64)> {
+        let id = self.request(
+            target,
+            waiter,
+            deadline,
+            |c, local, w| c.start_call(local, module, function, args, w, deadline),
+            |_| false,
+        )?;
+        let generation = self.entries[&target.node.to_string()].generation;
+        Ok((id, generation))
+    }
+
+    /// Waits until `deadline` for the outcome of a call [`Nodes::start_call`]
+    /// sent. A call whose connection has been lost or made anew since is
+    /// `ConnectionLost`: it may or may not have run, and is not re-sent.
+    pub fn finish_call(
+        &mut self,
+        node: &NodeName,
+        id: &CallId,
+        generation: u64,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<Outcome> {
+        let key = node.to_string();
+        let Some(entry) = self
+            .entries
+            .get_mut(&key)
+            .filter(|e| e.generation == generation)
+        else {
+            return Err(Error::ConnectionLost {
+                node: key,
+                reason: "the connection the call went out on was lost".into(),
+            });
+        };
+        match entry.connection.finish_call(id, waiter, deadline) {
+            Ok(outcome) => {
+                if matches!(outcome, Outcome::Exception { .. }) {
+                    entry.errors += 1;
+                }
+                Ok(outcome)
+            }
+            Err(e) => {
+                entry.errors += 1;
+                let keep = matches!(e, Error::Timeout { .. } | Error::Interrupted { .. })
+                    && !entry.connection.is_broken();
+                if !keep {
+                    self.entries.remove(&key);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives up on a call (its process is killed on the node); nothing if
+    /// its connection is gone.
+    pub fn abandon_call(&mut self, node: &NodeName, id: &CallId, generation: u64) {
+        if let Some(entry) = self
+            .entries
+            .get_mut(&node.to_string())
+            .filter(|e| e.generation == generation)
+        {
+            entry.connection.abandon_call(id);
+        }
+    }
+
+    /// Gives up on every call under way on every connection.
+    pub fn abandon_all(&mut self) {
+        for entry in self.entries.values_mut() {
+            entry.connection.abandon_all_calls();
+        }
+    }
+
+    /// Calls in flight on all connections.
+    pub fn calls_in_flight(&self) -> usize {
+        self.entries
+            .values()
+            .map(|e| e.connection.calls_in_flight())
+            .sum()
+    }
+
+    /// Waits until fewer than `max` calls are in flight, reading replies
+    /// (on `node`'s connection first) as they come. A connection that fails
+    /// meanwhile is dropped, and its calls with it.
+    pub fn wait_for_room(
+        &mut self,
+        node: &NodeName,
+        max: usize,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<()> {
+        while self.calls_in_flight() >= max.max(1) {
+            let key = node.to_string();
+            let busy = if self
+                .entries
+                .get(&key)
+                .is_some_and(|e| e.connection.calls_in_flight() > 0)
+            {
+                key
+            } else {
+                match self
+                    .entries
+                    .iter()
+                    .find(|(_, e)| e.connection.calls_in_flight() > 0)
+                {
+                    Some((busy, _)) => busy.clone(),
+                    None => return Ok(()),
+                }
+            };
+            let entry = self.entries.get_mut(&busy).expect("found above");
+            match entry.connection.wait_for_any(waiter, deadline) {
+                Ok(()) => {}
+                Err(e @ (Error::Timeout { .. } | Error::Interrupted { .. }))
+                    if !entry.connection.is_broken() =>
+                {
+                    return Err(e)
+                }
+                Err(Error::Timeout { .. } | Error::Interrupted { .. }) => {
+                    self.entries.remove(&busy);
+                    return Err(Error::Interrupted { node: busy });
+                }
+                Err(_) => {
+                    self.entries.remove(&busy);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `gen_server:call` on `node` (see [`Connection::gen_call`]).

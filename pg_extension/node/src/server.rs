@@ -150,7 +150,10 @@ impl Connection {
                         stack: None,
                     });
                 }
-                _ => {}
+                // Replies to calls under way meanwhile are kept for them.
+                _ => {
+                    self.route(&received);
+                }
             }
         }
     }

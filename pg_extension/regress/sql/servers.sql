@@ -67,6 +67,9 @@ DECLARE
         'erlang_send(%1$L, ''regress_server'', ''"matrix"'')',
         'erlang_service_call(%1$L, ''demo'', ''add'', ''{"a": 1, "b": 2}'')',
         'erlang_services(%1$L)',
+        'erlang_call_many(%1$L, ''erlang'', ''node'', ''[[]]'')',
+        'erlang_await(erlang_call_async(%1$L, ''erlang'', ''node''))',
+        'erlang_multicall(ARRAY[%1$L], ''erlang'', ''node'')',
         'erlang_disconnect(%1$L)',
         'erlang_connections()'];
     c text;

@@ -282,6 +282,11 @@ fn servers() {
     check("servers");
 }
 
+#[test]
+fn many_in_flight() {
+    check("async");
+}
+
 /// `pg_cancel_backend` from another session stops a call at once. How fast
 /// is measured by the benchmark, not asserted here.
 #[test]
@@ -803,4 +808,132 @@ fn installing_while_a_call_runs_does_not_disturb_it() {
     let fresh = cluster.psql("regress", &format!("SELECT erlang_ping('{}');", node.name));
     assert!(String::from_utf8_lossy(&fresh.stderr).is_empty());
     assert!(!cluster.log().contains("terminated by signal"));
+}
+
+/// How many processes sleep in `timer:sleep/1` on `node` (calls still
+/// running there), asked from a session of its own.
+fn sleepers(cluster: &PgCluster, node: &ErlNode) -> i64 {
+    let out = cluster.psql(
+        "regress",
+        &format!(
+            "SELECT erlang_connect('{0}', '{1}') \\gset\n\
+             SELECT 'sleepers=' || erlang_call('{0}', 'regress_server', 'sleepers')::text;\n",
+            node.name, node.cookie
+        ),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .split("sleepers=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count: {stdout}{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// Waits (at most 30 s) until `node` has `count` calls sleeping.
+fn wait_for_sleepers(cluster: &PgCluster, node: &ErlNode, count: i64) {
+    let started = Instant::now();
+    while sleepers(cluster, node) != count {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{count} calls never ran at once on the node"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// 1,000 calls in flight when their node dies: each fails with `08N07`
+/// when awaited, and the next call connects afresh to the restarted node.
+#[test]
+fn a_node_dying_with_a_thousand_calls_in_flight() {
+    let cluster = cluster();
+    let mut node = target(false);
+    let marker = format!("node_killed_{}", std::process::id());
+    cluster.psql("regress", &format!("CREATE TABLE {marker} ();"));
+    let sql = format!(
+        "SELECT erlang_connect('{n}', '{c}');\n\
+         CREATE TEMP TABLE ids AS\n\
+             SELECT erlang_call_async('{n}', 'timer', 'sleep', '[60000]') AS id\n\
+             FROM generate_series(1, 1000);\n\
+         DO $$ BEGIN\n\
+             FOR i IN 1..600 LOOP\n\
+                 IF EXISTS (SELECT FROM {marker}) THEN RETURN; END IF;\n\
+                 PERFORM pg_sleep(0.05);\n\
+             END LOOP;\n\
+         END $$;\n\
+         CREATE TEMP TABLE states (state text);\n\
+         DO $$ DECLARE r record; BEGIN\n\
+             FOR r IN SELECT id FROM ids LOOP\n\
+                 BEGIN\n\
+                     PERFORM erlang_await(r.id);\n\
+                     INSERT INTO states VALUES ('ok');\n\
+                 EXCEPTION WHEN OTHERS THEN\n\
+                     INSERT INTO states VALUES (SQLSTATE);\n\
+                 END;\n\
+             END LOOP;\n\
+         END $$;\n\
+         SELECT state || ':' || count(*) AS outcome FROM states GROUP BY state;\n\
+         DO $$ BEGIN\n\
+             FOR i IN 1..600 LOOP\n\
+                 BEGIN\n\
+                     PERFORM erlang_call('{n}', 'erlang', 'node');\n\
+                     RETURN;\n\
+                 EXCEPTION WHEN OTHERS THEN\n\
+                     PERFORM pg_sleep(0.05);\n\
+                 END;\n\
+             END LOOP;\n\
+         END $$;\n\
+         SELECT 'calls' || ':' || calls FROM erlang_connections();\n",
+        n = node.name,
+        c = node.cookie
+    );
+    let session = std::thread::scope(|scope| {
+        let session = scope.spawn(|| cluster.psql("regress", &sql));
+        wait_for_sleepers(cluster, &node, 1000);
+        node.kill();
+        cluster.psql("regress", &format!("INSERT INTO {marker} DEFAULT VALUES;"));
+        node.restart();
+        session.join().unwrap()
+    });
+    cluster.psql("regress", &format!("DROP TABLE {marker};"));
+    let stdout = String::from_utf8_lossy(&session.stdout);
+    assert!(stdout.contains("08N07:1000"), "{stdout}");
+    assert!(!stdout.contains("ok:"), "{stdout}");
+    // A new connection: its count started again.
+    assert!(stdout.contains("calls:1\n"), "{stdout}");
+}
+
+/// A cancel with 1,000 calls in flight stops the statement at once, and
+/// every one of their processes on the node is killed.
+#[test]
+fn a_cancel_with_a_thousand_calls_in_flight_kills_them_all() {
+    let cluster = cluster();
+    let node = target(false);
+    let sql = format!(
+        "SET application_name = 'cancel_many';\n\
+         SELECT erlang_connect('{0}', '{1}');\n\
+         SELECT count(*) FROM erlang_call_many('{0}', 'timer', 'sleep',\n\
+             (SELECT jsonb_agg(jsonb_build_array(60000)) FROM generate_series(1, 1000)));\n\
+         SELECT erlang_call('{0}', 'erlang', 'node');\n",
+        node.name, node.cookie
+    );
+    let session = std::thread::scope(|scope| {
+        let session = scope.spawn(|| cluster.psql("regress", &sql));
+        wait_for_sleepers(cluster, &node, 1000);
+        let out = cluster.psql(
+            "regress",
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'cancel_many';",
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains('t'));
+        session.join().unwrap()
+    });
+    let stderr = String::from_utf8_lossy(&session.stderr);
+    assert!(
+        stderr.contains("canceling statement due to user request"),
+        "{stderr}"
+    );
+    // The session goes on (its next call also drains the kills' answers).
+    assert!(String::from_utf8_lossy(&session.stdout).contains(&node.name));
+    wait_for_sleepers(cluster, &node, 0);
 }
