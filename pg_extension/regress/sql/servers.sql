@@ -95,7 +95,7 @@ FROM matrix GROUP BY call ORDER BY min(n);
 SET ROLE regress_analyst;
 SELECT erlang_call('app', 'erlang', 'node');
 SELECT erlang_call('chat', 'erlang', 'node');
-SELECT node FROM erlang_connections() ORDER BY node;
+SELECT node FROM erlang_connections() ORDER BY node = :'node' DESC;
 SELECT erlang_call('app', 'os', 'cmd', '["id"]');
 SELECT erlang_call('app', 'erlang', 'get_cookie');
 SELECT erlang_gen_call('app', 'rex', '{"$tuple": [{"$atom": "call"}, {"$atom": "os"}, {"$atom": "getpid"}, [], {"$atom": "user"}]}');

@@ -91,13 +91,7 @@ fn send_reaches_a_registered_process() {
     let mut s = session().with_inbox();
     let message = json::parse(r#"{"$tuple": [{"$atom": "hello"}, [1, 2]]}"#).unwrap();
     s.connection
-        .send_to(
-            &s.local,
-            &Term::atom("inbox"),
-            &message,
-            &mut PollWait,
-            soon(),
-        )
+        .send_to(&Term::atom("inbox"), &message, &mut PollWait, soon())
         .unwrap();
     s.inbox_becomes(r#"{"$tuple":[{"$atom":"messages"},[{"$tuple":[{"$atom":"hello"},[1,2]]}]]}"#);
 }

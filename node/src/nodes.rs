@@ -7,9 +7,10 @@ use std::time::{Instant, SystemTime};
 
 use erlang_cnode_codec::Term;
 
-use crate::call::{CallId, Outcome};
 use crate::connection::{Connection, LocalNode};
 use crate::name::NodeName;
+use crate::outcome::Outcome;
+use crate::pending::CallId;
 use crate::wait::Wait;
 use crate::{Error, Result};
 
@@ -443,7 +444,7 @@ impl Nodes {
             target,
             waiter,
             deadline,
-            |c, local, w| c.send_to(local, to, message, w, deadline),
+            |c, _, w| c.send_to(to, message, w, deadline),
             |_| false,
         )
     }

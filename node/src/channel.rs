@@ -1,0 +1,240 @@
+//! Framing on a connected node's stream ("Protocol between Connected
+//! Nodes" in `erl_dist_protocol`): each message is a 4-byte length, the
+//! `PASS_THROUGH` type and the encoded control message and payload; an
+//! empty frame is a tick. The channel owns the stream's state, so the rule
+//! that a stream cut off in the middle of a frame is never used again
+//! lives here and nowhere else.
+
+use std::net::TcpStream;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Instant;
+
+use erlang_cnode_codec::{etf, Term};
+
+use crate::io::ReadBuffer;
+use crate::message::{Control, Received};
+use crate::wait::Wait;
+use crate::{Error, Result};
+
+/// `PASS_THROUGH`: a message with no distribution header follows.
+const PASS_THROUGH: u8 = 112;
+
+/// Where the stream stands between frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Between frames: usable.
+    Idle,
+    /// A frame is being read or written. Seen from outside (after an error
+    /// or an unwind left it so), the stream is out of step for good.
+    MidFrame,
+}
+
+/// The framed stream of one connection.
+#[derive(Debug)]
+pub(crate) struct Channel {
+    stream: TcpStream,
+    node: String,
+    input: ReadBuffer,
+    state: State,
+    max_message_size: usize,
+}
+
+impl Channel {
+    /// A channel on a stream whose handshake is done.
+    pub(crate) fn new(stream: TcpStream, node: String) -> Channel {
+        Channel {
+            stream,
+            node,
+            input: ReadBuffer::new(),
+            state: State::Idle,
+            max_message_size: 64 << 20,
+        }
+    }
+
+    /// The peer's name, for errors.
+    pub(crate) fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The socket, for waiting on several channels at once.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
+    }
+
+    /// Refuse incoming messages larger than `bytes`.
+    pub(crate) fn set_max_message_size(&mut self, bytes: usize) {
+        self.max_message_size = bytes;
+    }
+
+    /// Whether an operation stopped in the middle of a frame, so that the
+    /// connection can only be replaced.
+    pub(crate) fn is_broken(&self) -> bool {
+        self.state != State::Idle
+    }
+
+    fn usable(&self) -> Result<()> {
+        if self.is_broken() {
+            return Err(Error::ConnectionLost {
+                node: self.node.clone(),
+                reason: "an earlier operation was cut off in the middle of a frame".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs `step`, which reads or writes one frame: the channel is out of
+    /// step for good unless it finishes.
+    fn in_frame<T>(&mut self, step: impl FnOnce(&mut Channel) -> Result<T>) -> Result<T> {
+        self.usable()?;
+        self.state = State::MidFrame;
+        let result = step(self);
+        if result.is_ok() {
+            self.state = State::Idle;
+        }
+        result
+    }
+
+    /// Sends a control message and what follows it.
+    pub(crate) fn send(
+        &mut self,
+        control: &Control,
+        payload: Option<&Term<'_>>,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<()> {
+        let encode_error = |e: erlang_cnode_codec::Error| Error::Protocol {
+            node: self.node.clone(),
+            what: e.to_string(),
+        };
+        let mut frame = vec![0, 0, 0, 0, PASS_THROUGH];
+        etf::encode_into(&control.to_term(), &mut frame).map_err(encode_error)?;
+        if let Some(payload) = payload {
+            etf::encode_into(payload, &mut frame).map_err(encode_error)?;
+        }
+        let len = u32::try_from(frame.len() - 4).map_err(|_| Error::TooLarge {
+            node: self.node.clone(),
+            size: frame.len(),
+            limit: u32::MAX as usize,
+        })?;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        self.write_frame(&frame, waiter, deadline)
+    }
+
+    /// Sends a tick (an empty frame), which keeps the peer from dropping an
+    /// idle connection.
+    pub(crate) fn tick(&mut self, waiter: &mut dyn Wait, deadline: Instant) -> Result<()> {
+        self.write_frame(&[0, 0, 0, 0], waiter, deadline)
+    }
+
+    fn write_frame(
+        &mut self,
+        frame: &[u8],
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<()> {
+        self.in_frame(|c| {
+            crate::io::write_all(
+                &mut c.stream,
+                frame,
+                waiter,
+                deadline,
+                &c.node,
+                "sending to",
+            )
+        })
+    }
+
+    /// Reads, without waiting, whatever has arrived: whether any bytes are
+    /// waiting to be read as frames. End of stream is `ConnectionLost`.
+    pub(crate) fn poll_input(&mut self) -> Result<bool> {
+        self.usable()?;
+        if self.input.available().is_empty() {
+            self.input.read_once(&self.stream, 1, &self.node)?;
+        }
+        Ok(!self.input.available().is_empty())
+    }
+
+    /// Waits until `deadline` for the next frame and reads it: a message,
+    /// or `None` for a tick (the peer checking that we are alive). The deadline
+    /// and the waiter's interruption are checked before every frame, even
+    /// when frames keep arriving; once a frame has started, a failure to
+    /// read all of it breaks the channel.
+    pub(crate) fn next(
+        &mut self,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<Option<Received>> {
+        self.usable()?;
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout {
+                node: self.node.clone(),
+                during: "waiting for",
+            });
+        }
+        if waiter.check(self.stream.as_raw_fd()).is_err() {
+            return Err(Error::Interrupted {
+                node: self.node.clone(),
+            });
+        }
+        // Nothing is consumed until a whole frame is in: waiting for its
+        // first byte leaves the channel idle.
+        self.input
+            .fill(&self.stream, 1, waiter, deadline, &self.node, "waiting for")?;
+        let body = self.in_frame(|c| {
+            c.input
+                .fill(&c.stream, 4, waiter, deadline, &c.node, "waiting for")?;
+            let head = &c.input.available()[..4];
+            let len = u32::from_be_bytes(head.try_into().expect("4 bytes")) as usize;
+            if len > c.max_message_size {
+                return Err(Error::TooLarge {
+                    node: c.node.clone(),
+                    size: len,
+                    limit: c.max_message_size,
+                });
+            }
+            c.input
+                .fill(&c.stream, 4 + len, waiter, deadline, &c.node, "waiting for")?;
+            Ok(len)
+        })?;
+        if body == 0 {
+            self.input.consume(4);
+            return Ok(None);
+        }
+        let parsed = self.parse(&self.input.available()[4..4 + body]);
+        self.input.consume(4 + body);
+        parsed.map(Some)
+    }
+
+    fn parse(&self, body: &[u8]) -> Result<Received> {
+        let protocol = |what: String| Error::Protocol {
+            node: self.node.clone(),
+            what,
+        };
+        if body[0] != PASS_THROUGH {
+            return Err(protocol(format!(
+                "unexpected message type {} (no distribution header was agreed)",
+                body[0]
+            )));
+        }
+        let mut decoder = etf::Decoder::new(&body[1..]);
+        let control = decoder
+            .next_term()
+            .map_err(|e| protocol(format!("control message: {e}")))?
+            .into_owned();
+        let payload = if decoder.remaining().is_empty() {
+            None
+        } else {
+            Some(
+                decoder
+                    .next_term()
+                    .map_err(|e| protocol(format!("message: {e}")))?
+                    .into_owned(),
+            )
+        };
+        decoder.finish().map_err(|e| protocol(e.to_string()))?;
+        Ok(Received {
+            control: Control::from_term(control),
+            payload,
+        })
+    }
+}
