@@ -461,7 +461,7 @@ impl Connection {
 
     /// Reads, without waiting for more, every message that has already
     /// arrived, keeping replies for their calls.
-    fn drain_ready(&mut self, waiter: &mut dyn Wait) -> Result<()> {
+    pub(crate) fn drain_ready(&mut self, waiter: &mut dyn Wait) -> Result<()> {
         self.check_idle(waiter, Instant::now() + IDLE_FRAME_GRACE)
     }
 

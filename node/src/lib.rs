@@ -35,4 +35,4 @@ pub use name::{NodeName, MAX_NODE_NAME};
 pub use nodes::{ConnectionInfo, Nodes, Target};
 pub use outcome::{Class, Outcome};
 pub use pending::CallId;
-pub use wait::{millis_until, Interest, Interrupted, PollWait, Wait};
+pub use wait::{millis_until, poll_any, Interest, Interrupted, PollWait, Wait};

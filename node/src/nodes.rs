@@ -338,6 +338,64 @@ impl Nodes {
         }
     }
 
+    /// Waits until every call of `calls` (node, call, generation) has
+    /// ended, or `deadline` passes, reading from whichever of their
+    /// connections has data: one wait on all their sockets at once, so
+    /// every connection's replies and ticks are dealt with as they come. A
+    /// connection that fails meanwhile is dropped (its calls then report
+    /// it). Their outcomes are read afterwards with [`Nodes::finish_call`].
+    pub fn wait_all(
+        &mut self,
+        calls: &[(&NodeName, &CallId, u64)],
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<()> {
+        loop {
+            let mut waiting: Vec<String> = Vec::new();
+            for (node, id, generation) in calls {
+                let key = node.to_string();
+                let running = self.entries.get(&key).is_some_and(|e| {
+                    e.generation == *generation
+                        && !e.connection.call_done(id)
+                        && e.connection.calls_in_flight() > 0
+                });
+                if running && !waiting.contains(&key) {
+                    waiting.push(key);
+                }
+            }
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            let fds: Vec<_> = waiting
+                .iter()
+                .map(|k| self.entries[k].connection.fd())
+                .collect();
+            let ready = match waiter.wait_any(&fds, deadline) {
+                Ok(Some(ready)) => ready.min(waiting.len() - 1),
+                Ok(None) => return Ok(()),
+                Err(_) => {
+                    return Err(Error::Interrupted {
+                        node: waiting[0].clone(),
+                    })
+                }
+            };
+            let key = &waiting[ready];
+            let entry = self.entries.get_mut(key).expect("listed above");
+            match entry.connection.drain_ready(waiter) {
+                Ok(()) => {}
+                Err(e @ Error::Interrupted { .. }) => {
+                    if entry.connection.is_broken() {
+                        self.entries.remove(key);
+                    }
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.entries.remove(key);
+                }
+            }
+        }
+    }
+
     /// Gives up on a call (its process is killed on the node); nothing if
     /// its connection is gone.
     pub fn abandon_call(&mut self, node: &NodeName, id: &CallId, generation: u64) {

@@ -36,6 +36,39 @@ pub trait Wait {
     fn check(&mut self, fd: RawFd) -> Result<(), Interrupted> {
         self.wait(fd, Interest::Read, Instant::now()).map(drop)
     }
+
+    /// Waits until any of `fds` has data to read (`Ok(Some(i))`: `fds[i]`
+    /// may be read) or `deadline` passes (`Ok(None)`); for a driver that
+    /// serves many connections at once. May return early spuriously;
+    /// callers retry. The default uses `poll(2)`, which nothing interrupts:
+    /// a host that can be interrupted overrides it.
+    fn wait_any(&mut self, fds: &[RawFd], deadline: Instant) -> Result<Option<usize>, Interrupted> {
+        poll_any(fds, deadline)
+    }
+}
+
+/// [`Wait::wait_any`] on `poll(2)`.
+pub fn poll_any(fds: &[RawFd], deadline: Instant) -> Result<Option<usize>, Interrupted> {
+    let Some(millis) = millis_until(deadline) else {
+        return Ok(None);
+    };
+    let mut pollfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: valid pollfds, with their count.
+    let ready = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, millis) };
+    if ready > 0 {
+        return Ok(pollfds.iter().position(|p| p.revents != 0));
+    }
+    // An error or EINTR: the caller's retry surfaces it; else a timeout.
+    Ok((Instant::now() < deadline)
+        .then_some(0)
+        .filter(|_| !fds.is_empty()))
 }
 
 /// Whole milliseconds from now until `deadline`, rounded up so that a wait

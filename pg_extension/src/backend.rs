@@ -270,6 +270,20 @@ pub fn finish_call(
     })
 }
 
+/// Waits until every call of `calls` (sent as `role`) has ended or
+/// `deadline` passes, on all their connections at once.
+pub fn wait_all(
+    role: pg_sys::Oid,
+    calls: &[(&NodeName, &CallId, u64)],
+    deadline: Instant,
+) -> SqlResult<()> {
+    with_role(role, None, |nodes, _| {
+        nodes
+            .wait_all(calls, &mut waiter(), deadline)
+            .map_err(SqlError::from)
+    })
+}
+
 /// Gives up on a call [`start_call`] sent as `role` (its process is killed).
 pub fn abandon_call(role: pg_sys::Oid, node: &NodeName, id: &CallId, generation: u64) {
     let _ = with_role(role, None, |nodes, _| {

@@ -35,7 +35,7 @@ const MESSAGE_REASON: usize = 200;
 const DETAIL_REASON: usize = 16 * 1024;
 
 /// An ERROR to raise: SQLSTATE, message, optional detail and hint.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SqlError {
     code: &'static [u8; 5],
     message: String,

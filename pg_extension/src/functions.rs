@@ -539,11 +539,36 @@ unsafe fn multicall(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
             deadline,
         ));
     }
+    let give_up = |sent: &[SqlResult<(erlang_cnode_node::CallId, u64)>]| {
+        for ((_, endpoint), started) in endpoints.iter().zip(sent) {
+            if let Ok((call, generation)) = started {
+                backend::abandon_call(endpoint.role, &endpoint.node, call, *generation);
+            }
+        }
+    };
+    // Every node's reply is read as it comes, on all connections at once.
+    let running: Vec<_> = endpoints
+        .iter()
+        .zip(&sent)
+        .filter_map(|((_, endpoint), started)| {
+            started
+                .as_ref()
+                .ok()
+                .map(|(call, generation)| (&endpoint.node, call, *generation))
+        })
+        .collect();
+    if let Err(e) = backend::wait_all(server::current_role(), &running, deadline) {
+        give_up(&sent);
+        return Err(e);
+    }
     let mut rows = Vec::with_capacity(sent.len());
-    for ((node, endpoint), started) in endpoints.iter().zip(sent) {
-        let outcome = started.and_then(|(call, generation)| {
-            backend::finish_call(endpoint.role, &endpoint.node, &call, generation, deadline)
-        });
+    for ((node, endpoint), started) in endpoints.iter().zip(&sent) {
+        let outcome = match started {
+            Ok((call, generation)) => {
+                backend::finish_call(endpoint.role, &endpoint.node, call, *generation, deadline)
+            }
+            Err(e) => Err(e.clone()),
+        };
         rows.push(match outcome {
             Ok(erlang_cnode_node::Outcome::Return(value)) => multicall_row(node, "result", value),
             Ok(erlang_cnode_node::Outcome::Exception {
@@ -555,7 +580,13 @@ unsafe fn multicall(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
                 "error",
                 multicall_error(class.as_str(), reason, stack.map(|s| ("stack", s))),
             ),
-            Err(error) => multicall_failure(node, error)?,
+            Err(error) => match multicall_failure(node, error) {
+                Ok(row) => row,
+                Err(error) => {
+                    give_up(&sent);
+                    return Err(error);
+                }
+            },
         });
     }
     jsonb::datum_of(&Term::List(rows), "(several)")

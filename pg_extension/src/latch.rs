@@ -115,7 +115,64 @@ fn wait_set(fd: RawFd, socket_events: u32) -> *mut pg_sys::WaitEventSet {
     })
 }
 
+/// Waits on the latch, postmaster death and every socket of `fds` at once,
+/// in a wait set made for this wait (several sockets are waited on together
+/// rarely: by `erlang_multicall`).
+fn wait_any_socket(fds: &[RawFd], millis: i32) -> Option<usize> {
+    let none = std::ptr::null_mut();
+    let size = fds.len() as i32 + 2;
+    // SAFETY: a set of our own, freed below; room for every event.
+    unsafe {
+        #[cfg(any(feature = "pg17", feature = "pg18"))]
+        let set = pg_sys::CreateWaitEventSet(std::ptr::null_mut(), size);
+        #[cfg(not(any(feature = "pg17", feature = "pg18")))]
+        let set = pg_sys::CreateWaitEventSet(pg_sys::CurrentMemoryContext, size);
+        pg_sys::AddWaitEventToSet(set, pg_sys::WL_LATCH_SET, -1, pg_sys::MyLatch, none);
+        pg_sys::AddWaitEventToSet(set, pg_sys::WL_EXIT_ON_PM_DEATH, -1, none.cast(), none);
+        for &fd in fds {
+            pg_sys::AddWaitEventToSet(set, pg_sys::WL_SOCKET_READABLE, fd, none.cast(), none);
+        }
+        let mut occurred = vec![pg_sys::WaitEvent::default(); size as usize];
+        let n = pg_sys::WaitEventSetWait(
+            set,
+            libc::c_long::from(millis),
+            occurred.as_mut_ptr(),
+            size,
+            pg_sys::PG_WAIT_EXTENSION,
+        );
+        pg_sys::FreeWaitEventSet(set);
+        let occurred = &occurred[..n.max(0) as usize];
+        if occurred
+            .iter()
+            .any(|e| e.events & pg_sys::WL_LATCH_SET != 0)
+        {
+            pg_sys::ResetLatch(pg_sys::MyLatch);
+        }
+        // Sockets sit after the latch and postmaster death.
+        occurred
+            .iter()
+            .find(|e| e.events & pg_sys::WL_SOCKET_READABLE != 0)
+            .map(|e| (e.pos - 2) as usize)
+    }
+}
+
 impl Wait for LatchWait {
+    fn wait_any(&mut self, fds: &[RawFd], deadline: Instant) -> Result<Option<usize>, Interrupted> {
+        if cancel_pending() {
+            return Err(Interrupted);
+        }
+        let Some(millis) = millis_until(deadline) else {
+            return Ok(None);
+        };
+        let ready = wait_any_socket(fds, millis);
+        if cancel_pending() {
+            return Err(Interrupted);
+        }
+        // Woken by the latch (or spuriously) before the deadline: the
+        // caller looks again.
+        Ok(ready.or_else(|| (Instant::now() < deadline && !fds.is_empty()).then_some(0)))
+    }
+
     fn check(&mut self, _fd: RawFd) -> Result<(), Interrupted> {
         if cancel_pending() {
             Err(Interrupted)

@@ -77,6 +77,26 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_latch_wait_on_several_sockets_says_which_is_ready() {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let (quiet, _quiet_writer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (busy, mut busy_writer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fds = [quiet.as_raw_fd(), busy.as_raw_fd()];
+        // Nothing to read: times out (possibly after spurious wakeups).
+        let soon = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < soon {
+            if LatchWait.wait_any(&fds, soon).unwrap().is_none() {
+                break;
+            }
+        }
+        assert!(Instant::now() >= soon || LatchWait.wait_any(&fds, soon).unwrap().is_none());
+        busy_writer.write_all(b"x").unwrap();
+        let later = Instant::now() + Duration::from_secs(5);
+        assert_eq!(LatchWait.wait_any(&fds, later).unwrap(), Some(1));
+    }
+
+    #[pg_test]
     fn errors_carry_their_sqlstate() {
         assert_eq!(SqlError::invalid("x").sqlstate(), "22023");
         let e = SqlError::from(erlang_cnode_node::Error::WrongCookie { node: "a@b".into() });
