@@ -102,9 +102,15 @@ impl Channel {
         waiter: &mut dyn Wait,
         deadline: Instant,
     ) -> Result<()> {
-        let encode_error = |e: erlang_cnode_codec::Error| Error::Protocol {
+        let encode_error = |e: erlang_cnode_codec::Error| Error::Unencodable {
             node: self.node.clone(),
-            what: e.to_string(),
+            what: match e {
+                erlang_cnode_codec::Error::TooDeep { limit } => format!(
+                    "the term is nested deeper than {limit} levels once wrapped in its request \
+                     (a call's arguments sit two levels down)"
+                ),
+                other => other.to_string(),
+            },
         };
         let mut frame = vec![0, 0, 0, 0, PASS_THROUGH];
         etf::encode_into(&control.to_term(), &mut frame).map_err(encode_error)?;
@@ -210,6 +216,13 @@ impl Channel {
             node: self.node.clone(),
             what,
         };
+        let decode_error = |part: &str, e: erlang_cnode_codec::Error| match e {
+            erlang_cnode_codec::Error::TooDeep { limit } => Error::TooDeep {
+                node: self.node.clone(),
+                limit,
+            },
+            other => protocol(format!("{part}: {other}")),
+        };
         if body[0] != PASS_THROUGH {
             return Err(protocol(format!(
                 "unexpected message type {} (no distribution header was agreed)",
@@ -219,7 +232,7 @@ impl Channel {
         let mut decoder = etf::Decoder::new(&body[1..]);
         let control = decoder
             .next_term()
-            .map_err(|e| protocol(format!("control message: {e}")))?
+            .map_err(|e| decode_error("control message", e))?
             .into_owned();
         let payload = if decoder.remaining().is_empty() {
             None
@@ -227,7 +240,7 @@ impl Channel {
             Some(
                 decoder
                     .next_term()
-                    .map_err(|e| protocol(format!("message: {e}")))?
+                    .map_err(|e| decode_error("message", e))?
                     .into_owned(),
             )
         };

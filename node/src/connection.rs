@@ -354,7 +354,7 @@ impl Connection {
                 Err(e) => return Err(e),
             }
             match self.next_message(waiter, deadline) {
-                Ok(_) | Err(Error::Protocol { .. }) => {}
+                Ok(_) | Err(Error::Protocol { .. } | Error::TooDeep { .. }) => {}
                 // Out of time between frames: the connection is sound.
                 Err(Error::Timeout { .. }) if !self.is_broken() => return Ok(()),
                 Err(e) => return Err(e),
@@ -451,6 +451,12 @@ impl Connection {
                     return Err(e);
                 }
                 Err(e @ (Error::Timeout { .. } | Error::Interrupted { .. })) => {
+                    self.abandon_call(id);
+                    return Err(e);
+                }
+                // Unreadable (most likely this call's reply): the call is
+                // given up on, the connection goes on.
+                Err(e @ Error::TooDeep { .. }) => {
                     self.abandon_call(id);
                     return Err(e);
                 }

@@ -101,6 +101,25 @@ pub enum Error {
         /// What is wrong (never its contents).
         problem: &'static str,
     },
+    /// What was to be sent has no encoding (nested too deeply, once wrapped
+    /// in its request). Nothing was sent; the connection is sound.
+    #[error("cannot send to node {node}: {what}")]
+    Unencodable {
+        /// The node.
+        node: String,
+        /// Why.
+        what: String,
+    },
+    /// A message from the node was nested deeper than this node reads. It
+    /// was read whole, so the connection is sound; the node broke no
+    /// protocol.
+    #[error("a message from node {node} is nested deeper than {limit} levels")]
+    TooDeep {
+        /// The node.
+        node: String,
+        /// The limit.
+        limit: usize,
+    },
     /// A message was larger than the configured maximum.
     #[error("message from node {node} is {size} bytes, over the limit of {limit}")]
     TooLarge {

@@ -245,8 +245,13 @@ impl Nodes {
             }
             Err(e) => {
                 entry.errors += 1;
-                let keep = matches!(e, Error::Timeout { .. } | Error::Interrupted { .. })
-                    && !entry.connection.is_broken();
+                let keep = matches!(
+                    e,
+                    Error::Timeout { .. }
+                        | Error::Interrupted { .. }
+                        | Error::Unencodable { .. }
+                        | Error::TooDeep { .. }
+                ) && !entry.connection.is_broken();
                 if !keep {
                     self.entries.remove(&key);
                 }
@@ -328,8 +333,13 @@ impl Nodes {
             }
             Err(e) => {
                 entry.errors += 1;
-                let keep = matches!(e, Error::Timeout { .. } | Error::Interrupted { .. })
-                    && !entry.connection.is_broken();
+                let keep = matches!(
+                    e,
+                    Error::Timeout { .. }
+                        | Error::Interrupted { .. }
+                        | Error::Unencodable { .. }
+                        | Error::TooDeep { .. }
+                ) && !entry.connection.is_broken();
                 if !keep {
                     self.entries.remove(&key);
                 }

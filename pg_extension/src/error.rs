@@ -14,7 +14,7 @@
 //! | `08N06` | the node rejected the cookie |
 //! | `08N07` | the connection was lost (the node died or closed it) |
 //! | `08P01` | the node broke the protocol (a malformed message) |
-//! | `54000` | a message from the node was over `erlang_cnode.max_message_size` |
+//! | `54000` | a message from the node was over `erlang_cnode.max_message_size`, or nested too deeply |
 //! | `57014` | the call timed out (a cancel raises PostgreSQL's own `57014`) |
 //! | `F0000` | no cookie configured and the cookie file is missing or unsafe |
 //! | `ER001` | the Erlang function raised an `error` |
@@ -121,6 +121,10 @@ impl From<Error> for SqlError {
             Error::ConnectionLost { .. } => SqlError::new(b"08N07", message)
                 .detail("A request that was under way may or may not have run; it is not re-sent."),
             Error::Protocol { .. } => SqlError::new(b"08P01", message),
+            Error::Unencodable { .. } => SqlError::invalid(message)
+                .hint("Nothing was sent. Terms may be nested at most 1,000 levels deep."),
+            Error::TooDeep { .. } => SqlError::new(b"54000", message)
+                .hint("The reply was dropped; the connection goes on."),
             Error::TooLarge { .. } => SqlError::new(b"54000", message)
                 .hint("Raise erlang_cnode.max_message_size if such replies are expected."),
             Error::Timeout { .. } => SqlError::new(b"57014", message),

@@ -5,7 +5,7 @@
 -behaviour(gen_server).
 -export([start/0, record/1]).
 -export([echo_after/2, concurrent/1, reset_concurrency/0, max_concurrent/0,
-         sleepers/0, slow_if/2, spam/1]).
+         sleepers/0, slow_if/2, spam/1, nest/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 start() ->
@@ -58,6 +58,10 @@ slow_if(Prefix, Ms) ->
         false -> ok
     end,
     node().
+
+%% A list nested N levels deep.
+nest(0) -> [];
+nest(N) -> [nest(N - 1)].
 
 spam(N) ->
     {parent, Parent} = process_info(self(), parent),

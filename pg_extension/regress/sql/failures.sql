@@ -50,3 +50,15 @@ BEGIN
 END
 $$;
 SELECT erlang_call(:'node', 'erlang', 'node');
+-- A term too deep to send once wrapped in its call is 22023 before
+-- anything is sent; a reply too deep to read is 54000 (the node broke no
+-- protocol). Neither drops the connection.
+SELECT set_config('regress.since', connected_since::text, false) IS NOT NULL AS ok
+FROM erlang_connections() WHERE node = :'node';
+\set VERBOSITY verbose
+SELECT erlang_call(:'node', 'erlang', 'length', ('[' || repeat('[', 1000) || repeat(']', 1000) || ']')::jsonb);
+SELECT erlang_call(:'node', 'regress_server', 'nest', '[1100]');
+\set VERBOSITY default
+SELECT jsonb_typeof(erlang_call(:'node', 'regress_server', 'nest', '[900]')) AS shallow_enough;
+SELECT connected_since::text = current_setting('regress.since') AS same_connection
+FROM erlang_connections() WHERE node = :'node';

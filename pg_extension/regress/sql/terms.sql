@@ -26,3 +26,9 @@ SELECT erlang_call(:'node', 'erlang', 'is_reference', jsonb_build_array(erlang_c
 SELECT erlang_call(:'node', 'erlang', 'fun_info',
     jsonb_build_array(erlang_call(:'node', 'erlang', 'make_fun', '[{"$atom": "lists"}, {"$atom": "seq"}, 2]'),
                       '{"$atom": "arity"}'::jsonb));
+-- jsonb normalises numbers before the mapping sees them (docs/term-mapping.md):
+-- exponent forms with whole values arrive as integers, fractions as floats.
+SELECT n, erlang_call(:'node', 'erlang', 'is_integer', jsonb_build_array(n::jsonb)) AS is_integer,
+       erlang_call(:'node', 'erlang', 'is_float', jsonb_build_array(n::jsonb)) AS is_float
+FROM unnest(ARRAY['1e3', '1.5e3', '1.5e-3', '1000.0', '7.0']) AS n;
+SELECT length(erlang_call(:'node', 'erlang', 'integer_to_binary', '[1e400]') #>> '{}') AS digits;
