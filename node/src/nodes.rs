@@ -302,6 +302,78 @@ impl Nodes {
         Ok((id, generation))
     }
 
+    /// Sends one call of `module:function` per argument list, all on one
+    /// connection, keeping fewer than `max_in_flight` calls in flight on
+    /// this node's connections (reading replies meanwhile): the calls, in
+    /// order, and the generation of their connection. If one cannot be
+    /// sent, those sent before it are given up on.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_calls(
+        &mut self,
+        target: &Target<'_>,
+        module: &str,
+        function: &str,
+        arg_lists: Vec<Vec<Term<'_>>>,
+        max_in_flight: usize,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<(Vec<CallId>, u64)> {
+        let others = self.calls_in_flight();
+        let ids = self.request(
+            target,
+            waiter,
+            deadline,
+            |c, local, w| {
+                let mut ids = Vec::with_capacity(arg_lists.len());
+                let sent = (|| {
+                    for args in arg_lists {
+                        while others + c.calls_in_flight() >= max_in_flight.max(1) {
+                            c.wait_for_any(w, deadline)?;
+                        }
+                        ids.push(c.start_call(local, module, function, args, w, deadline)?);
+                    }
+                    Ok(())
+                })();
+                if let Err(e) = sent {
+                    for id in &ids {
+                        c.abandon_call(id);
+                    }
+                    return Err(e);
+                }
+                Ok(ids)
+            },
+            |_| false,
+        )?;
+        let generation = self.entries[&target.node.to_string()].generation;
+        Ok((ids, generation))
+    }
+
+    /// Reads the outcomes of calls [`Nodes::start_calls`] sent, in order,
+    /// until the first that failed (an error, or an exception) inclusive;
+    /// the calls after it are given up on (killed on the node).
+    pub fn finish_in_order(
+        &mut self,
+        node: &NodeName,
+        ids: &[CallId],
+        generation: u64,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Vec<Result<Outcome>> {
+        let mut outcomes = Vec::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            let outcome = self.finish_call(node, id, generation, waiter, deadline);
+            let failed = !matches!(outcome, Ok(Outcome::Return(_)));
+            outcomes.push(outcome);
+            if failed {
+                for later in &ids[i + 1..] {
+                    self.abandon_call(node, later, generation);
+                }
+                break;
+            }
+        }
+        outcomes
+    }
+
     /// Waits until `deadline` for the outcome of a call [`Nodes::start_call`]
     /// sent. A call whose connection has been lost or made anew since is
     /// `ConnectionLost`: it may or may not have run, and is not re-sent.

@@ -46,6 +46,9 @@ pub(crate) enum Routed {
 #[derive(Debug, Default)]
 pub(crate) struct Calls {
     by_request: BTreeMap<Term<'static>, PendingCall>,
+    /// How many are in flight (not ended, not given up on), kept as they
+    /// change: asked before every call sent.
+    running: usize,
 }
 
 impl Calls {
@@ -60,6 +63,7 @@ impl Calls {
                 abandoned: false,
             },
         );
+        self.running += 1;
         CallId(request_id)
     }
 
@@ -91,7 +95,10 @@ impl Calls {
             self.by_request.remove(&id.0);
             return None;
         }
-        call.abandoned = true;
+        if !call.abandoned {
+            call.abandoned = true;
+            self.running -= 1;
+        }
         call.spawned.clone()
     }
 
@@ -103,10 +110,7 @@ impl Calls {
 
     /// Calls sent, not ended and not given up on.
     pub(crate) fn in_flight(&self) -> usize {
-        self.by_request
-            .values()
-            .filter(|call| call.ended.is_none() && !call.abandoned)
-            .count()
+        self.running
     }
 
     /// Takes a spawn reply or monitor signal for the call it belongs to.
@@ -130,6 +134,7 @@ impl Calls {
                     };
                 }
                 if !call.abandoned {
+                    self.running -= 1;
                     call.ended = Some(Err(format!(
                         "the node could not spawn the call: {}",
                         match result {
@@ -151,6 +156,9 @@ impl Calls {
         };
         match down {
             Some(reason) if !call.abandoned => {
+                if call.ended.is_none() {
+                    self.running -= 1;
+                }
                 call.ended = Some(Ok(of_execute_call(reason, &call.result_tag)));
             }
             // A call given up on is over once its process is down (or
@@ -222,6 +230,7 @@ mod tests {
         assert!(calls.take(&a).is_none());
         assert_eq!(calls.route(&down("a", returned("ta", 1))), Routed::Taken);
         assert_eq!(calls.take(&a), Some(Ok(Outcome::Return(Term::Int(1)))));
+        assert_eq!(calls.in_flight(), 0);
         assert_eq!(calls.take(&b), Some(Ok(Outcome::Return(Term::Int(2)))));
         assert!(!calls.contains(&a) && calls.in_flight() == 0);
         // Late: no call of its own any more.

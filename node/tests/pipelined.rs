@@ -97,3 +97,30 @@ fn calls_given_up_on_are_killed_even_before_their_process_is_known() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Not a test: how long 10,000 pipelined calls take at this layer
+/// (`cargo test -p erlang_cnode_node --test pipelined -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn timing_of_ten_thousand_pipelined_calls() {
+    let node = ErlNode::start("pipe_time", &[]);
+    let (mut local, mut c) = open(&node);
+    for round in 0..3 {
+        let started = Instant::now();
+        let ids: Vec<_> = (0..10_000)
+            .map(|_| {
+                c.start_call(&mut local, "erlang", "node", vec![], &mut PollWait, soon())
+                    .unwrap()
+            })
+            .collect();
+        let sent = started.elapsed();
+        for id in &ids {
+            c.finish_call(id, &mut PollWait, soon()).unwrap();
+        }
+        println!(
+            "round {round}: sent in {sent:?}, all done in {:?} ({:.1} µs/call)",
+            started.elapsed(),
+            started.elapsed().as_micros() as f64 / 10_000.0
+        );
+    }
+}

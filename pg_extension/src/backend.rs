@@ -251,6 +251,44 @@ pub fn start_call(
     })
 }
 
+/// Sends one call per argument list for `endpoint` on the calling role's
+/// connection, at most `erlang_cnode.max_in_flight` in flight at once (see
+/// [`Nodes::start_calls`]).
+pub fn start_calls(
+    endpoint: &Endpoint,
+    module: &str,
+    function: &str,
+    arg_lists: Vec<Vec<Term<'_>>>,
+    deadline: Instant,
+) -> SqlResult<(Vec<CallId>, u64)> {
+    let max = guc::max_in_flight();
+    request(endpoint, |nodes, target| {
+        nodes.start_calls(
+            target,
+            module,
+            function,
+            arg_lists,
+            max,
+            &mut waiter(),
+            deadline,
+        )
+    })
+}
+
+/// Reads the outcomes of calls [`start_calls`] sent, in order, until the
+/// first failure inclusive; the calls after it are killed.
+pub fn finish_in_order(
+    role: pg_sys::Oid,
+    node: &NodeName,
+    ids: &[CallId],
+    generation: u64,
+    deadline: Instant,
+) -> SqlResult<Vec<erlang_cnode_node::Result<Outcome>>> {
+    with_role(role, Some(node), |nodes, _| {
+        Ok(nodes.finish_in_order(node, ids, generation, &mut waiter(), deadline))
+    })
+}
+
 fn role_in_flight(role: u32) -> usize {
     NODES.with(|cell| cell.borrow().get(&role).map_or(0, Nodes::calls_in_flight))
 }

@@ -420,34 +420,16 @@ unsafe fn call_many(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let deadline =
         std::time::Instant::now() + endpoint.call_timeout(unsafe { timeout_arg(fcinfo, 4) })?;
     let node = endpoint.node.to_string();
-    let give_up = |sent: &[(erlang_cnode_node::CallId, u64)]| {
-        for (call, generation) in sent {
-            backend::abandon_call(endpoint.role, &endpoint.node, call, *generation);
-        }
-    };
-    let mut sent = Vec::with_capacity(arg_lists.len());
-    for args in arg_lists {
-        match backend::start_call(&endpoint, &module, &function, args, deadline) {
-            Ok(call) => sent.push(call),
-            Err(e) => {
-                give_up(&sent);
-                return Err(e);
-            }
-        }
-    }
-    let mut results = Vec::with_capacity(sent.len());
-    for (i, (call, generation)) in sent.iter().enumerate() {
-        let outcome =
-            backend::finish_call(endpoint.role, &endpoint.node, call, *generation, deadline);
+    let (ids, generation) =
+        backend::start_calls(&endpoint, &module, &function, arg_lists, deadline)?;
+    let outcomes =
+        backend::finish_in_order(endpoint.role, &endpoint.node, &ids, generation, deadline)?;
+    let mut results = Vec::with_capacity(outcomes.len());
+    for (i, outcome) in outcomes.into_iter().enumerate() {
         match outcome {
             Ok(erlang_cnode_node::Outcome::Return(value)) => results.push(value),
-            failed => {
-                give_up(&sent[i + 1..]);
-                return match failed {
-                    Ok(outcome) => result(outcome, &describe[i], &node),
-                    Err(e) => Err(e),
-                };
-            }
+            Ok(outcome) => return result(outcome, &describe[i], &node),
+            Err(e) => return Err(SqlError::from(e)),
         }
     }
     jsonb::datum_of(&Term::List(results), &node)

@@ -33,11 +33,12 @@ SELECT i, erlang_await(id) FROM sent ORDER BY i DESC;
 SELECT erlang_await(id) FROM sent WHERE i = 1;
 SELECT erlang_await(-1);
 SELECT erlang_await(NULL);
--- In a MATERIALIZED CTE: every call sent before any is awaited.
+-- In a MATERIALIZED CTE read in order: every call sent before any is
+-- awaited.
 WITH sent AS MATERIALIZED (
     SELECT i, erlang_call_async(:'node', 'erlang', 'abs', jsonb_build_array(-i)) AS id
     FROM generate_series(1, 100) i)
-SELECT count(*), sum(erlang_await(id)::int) FROM sent;
+SELECT count(*), sum(r::int) FROM (SELECT erlang_await(id) AS r FROM sent ORDER BY i) AS s;
 -- An exception is the ERROR erlang_call would raise, when awaited.
 SELECT erlang_await(erlang_call_async(:'node', 'erlang', 'abs', '["x"]'));
 -- A call's timeout runs from when it was sent.
@@ -49,9 +50,9 @@ SELECT erlang_call(:'node', 'regress_server', 'reset_concurrency');
 SELECT count(*) FROM erlang_call_many(:'node', 'regress_server', 'concurrent',
     (SELECT jsonb_agg(jsonb_build_array(30)) FROM generate_series(1, 40)));
 WITH sent AS MATERIALIZED (
-    SELECT erlang_call_async(:'node', 'regress_server', 'concurrent', '[30]') AS id
-    FROM generate_series(1, 20))
-SELECT count(erlang_await(id)) FROM sent;
+    SELECT i, erlang_call_async(:'node', 'regress_server', 'concurrent', '[30]') AS id
+    FROM generate_series(1, 20) i)
+SELECT count(erlang_await(id)) FROM (SELECT id FROM sent ORDER BY i) AS s;
 SELECT erlang_call(:'node', 'regress_server', 'max_concurrent');
 RESET erlang_cnode.max_in_flight;
 -- statement_timeout with 1,000 calls in flight: every one of their
