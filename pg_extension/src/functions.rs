@@ -104,10 +104,22 @@ unsafe fn text_arg(fcinfo: FunctionCallInfo, n: usize, name: &str) -> SqlResult<
         .ok_or_else(|| SqlError::new(b"22004", format!("{name} must not be NULL")))
 }
 
-unsafe fn jsonb_arg(fcinfo: FunctionCallInfo, n: usize, name: &str) -> SqlResult<String> {
+/// A `jsonb` argument as JSON text (for what travels on as text: a typed
+/// service's arguments).
+unsafe fn jsonb_text_arg(fcinfo: FunctionCallInfo, n: usize, name: &str) -> SqlResult<String> {
     // SAFETY: argument n is jsonb.
     match unsafe { pg_getarg_datum(fcinfo, n) } {
         Some(datum) => unsafe { jsonb::text_of(datum) },
+        None => Err(SqlError::new(b"22004", format!("{name} must not be NULL"))),
+    }
+}
+
+/// A `jsonb` argument as the term it stands for, read from the `jsonb`
+/// value itself (no JSON text).
+unsafe fn jsonb_arg(fcinfo: FunctionCallInfo, n: usize, name: &str) -> SqlResult<Term<'static>> {
+    // SAFETY: argument n is jsonb.
+    match unsafe { pg_getarg_datum(fcinfo, n) } {
+        Some(datum) => unsafe { jsonb::term_of_datum(datum, name) },
         None => Err(SqlError::new(b"22004", format!("{name} must not be NULL"))),
     }
 }
@@ -138,8 +150,8 @@ fn atom_arg(text: &str, name: &str) -> SqlResult<()> {
 }
 
 /// The list of arguments of a call: a JSON array.
-fn call_args<'a>(text: &'a str) -> SqlResult<Vec<Term<'a>>> {
-    match jsonb::term_of(text, "args")? {
+fn call_args(args: Term<'static>) -> SqlResult<Vec<Term<'static>>> {
+    match args {
         Term::List(args) => Ok(args),
         _ => Err(
             SqlError::invalid("args must be a JSON array of the function's arguments")
@@ -251,8 +263,7 @@ unsafe fn ping(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
 unsafe fn call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let endpoint = unsafe { endpoint_arg(fcinfo) }?;
     let (module, function) = unsafe { module_and_function(fcinfo) }?;
-    let args_text = unsafe { jsonb_arg(fcinfo, 3, "args") }?;
-    let args = call_args(&args_text)?;
+    let args = call_args(unsafe { jsonb_arg(fcinfo, 3, "args") }?)?;
     let arity = args.len();
     let request = Request::Call {
         module: &module,
@@ -273,8 +284,7 @@ unsafe fn gen_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let endpoint = unsafe { endpoint_arg(fcinfo) }?;
     let server = unsafe { text_arg(fcinfo, 1, "server") }?;
     atom_arg(&server, "server")?;
-    let request_text = unsafe { jsonb_arg(fcinfo, 2, "request") }?;
-    let request = jsonb::term_of(&request_text, "request")?;
+    let request = unsafe { jsonb_arg(fcinfo, 2, "request") }?;
     endpoint.check(&Request::GenCall { name: &server }, holds_fun(&request))?;
     let deadline =
         std::time::Instant::now() + endpoint.call_timeout(unsafe { timeout_arg(fcinfo, 3) })?;
@@ -298,8 +308,7 @@ unsafe fn gen_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
 unsafe fn cast(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let endpoint = unsafe { endpoint_arg(fcinfo) }?;
     let (module, function) = unsafe { module_and_function(fcinfo) }?;
-    let args_text = unsafe { jsonb_arg(fcinfo, 3, "args") }?;
-    let args = call_args(&args_text)?;
+    let args = call_args(unsafe { jsonb_arg(fcinfo, 3, "args") }?)?;
     let request = Request::Call {
         module: &module,
         function: &function,
@@ -318,8 +327,7 @@ unsafe fn send(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let endpoint = unsafe { endpoint_arg(fcinfo) }?;
     let name = unsafe { text_arg(fcinfo, 1, "name") }?;
     atom_arg(&name, "name")?;
-    let message_text = unsafe { jsonb_arg(fcinfo, 2, "message") }?;
-    let message = jsonb::term_of(&message_text, "message")?;
+    let message = unsafe { jsonb_arg(fcinfo, 2, "message") }?;
     endpoint.check(&Request::Send { name: &name }, holds_fun(&message))?;
     let deadline = std::time::Instant::now() + endpoint.call_timeout(None)?;
     backend::request(&endpoint, |nodes, target| {
@@ -357,8 +365,7 @@ fn checked_call<'a>(
 unsafe fn call_async(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let endpoint = unsafe { endpoint_arg(fcinfo) }?;
     let (module, function) = unsafe { module_and_function(fcinfo) }?;
-    let args_text = unsafe { jsonb_arg(fcinfo, 3, "args") }?;
-    let args = call_args(&args_text)?;
+    let args = call_args(unsafe { jsonb_arg(fcinfo, 3, "args") }?)?;
     let what = checked_call(&endpoint, &module, &function, &args)?.describe();
     let deadline =
         std::time::Instant::now() + endpoint.call_timeout(unsafe { timeout_arg(fcinfo, 4) })?;
@@ -399,12 +406,12 @@ unsafe fn await_request(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
 unsafe fn call_many(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let endpoint = unsafe { endpoint_arg(fcinfo) }?;
     let (module, function) = unsafe { module_and_function(fcinfo) }?;
-    let list_text = unsafe { jsonb_arg(fcinfo, 3, "args_list") }?;
+    let list = unsafe { jsonb_arg(fcinfo, 3, "args_list") }?;
     let not_a_list = || {
         SqlError::invalid("args_list must be a JSON array of argument arrays, one per call")
             .hint("For example '[[1], [2], [3]]'::jsonb for f(1), f(2), f(3).")
     };
-    let calls = match jsonb::term_of(&list_text, "args_list")? {
+    let calls = match list {
         Term::List(calls) => calls,
         _ => return Err(not_a_list()),
     };
@@ -493,8 +500,7 @@ unsafe fn multicall(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let nodes = unsafe { pg_getarg::<Vec<Option<String>>>(fcinfo, 0) }
         .ok_or_else(|| SqlError::new(b"22004", "nodes must not be NULL"))?;
     let (module, function) = unsafe { module_and_function(fcinfo) }?;
-    let args_text = unsafe { jsonb_arg(fcinfo, 3, "args") }?;
-    let args = call_args(&args_text)?;
+    let args = call_args(unsafe { jsonb_arg(fcinfo, 3, "args") }?)?;
     let timeout_ms = unsafe { timeout_arg(fcinfo, 4) };
     let mut endpoints = Vec::with_capacity(nodes.len());
     for node in nodes {
@@ -587,7 +593,7 @@ unsafe fn service_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let function = unsafe { text_arg(fcinfo, 2, "function") }?;
     // Sent as JSON text and decoded on the node without making atoms: no
     // argument from SQL can create one there.
-    let args_text = unsafe { jsonb_arg(fcinfo, 3, "args") }?;
+    let args_text = unsafe { jsonb_text_arg(fcinfo, 3, "args") }?;
     if !args_text.starts_with('{') {
         return Err(
             SqlError::invalid("args must be a JSON object of named arguments")

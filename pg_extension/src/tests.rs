@@ -42,12 +42,24 @@ mod tests {
             r#"[1, 2, {"$tail": 3}]"#,
             r#"{"$binary": "AAE="}"#,
             "123456789012345678901234567890",
+            "-9223372036854775808",
             "0.1",
+            "7.0",
+            "42",
+            r#""bare string""#,
+            "null",
+            "true",
+            "[]",
+            "{}",
             r#"{"$map": [[{"$atom": "a"}, 1]]}"#,
-            r#"{"a": "é", "b": [null, true]}"#,
+            r#"{"a": "é", "b": [null, true], "c": {"d": [[], {}]}}"#,
         ] {
             let term = jsonb::term_of(json, "test").unwrap();
+            // Built as jsonb directly, and read back from the jsonb value
+            // itself: the same term; its text form too.
             let datum = jsonb::datum_of(&term, "test@host").unwrap();
+            let read = unsafe { jsonb::term_of_datum(datum, "test") }.unwrap();
+            assert_eq!(read, term, "{json}");
             let text = unsafe { jsonb::text_of(datum) }.unwrap();
             assert_eq!(jsonb::term_of(&text, "test").unwrap(), term, "{json}");
         }

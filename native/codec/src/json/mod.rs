@@ -1,11 +1,13 @@
 //! JSON: the mapping between terms and JSON documents, written down in
 //! `docs/term-mapping.md`.
 
+mod build;
 mod parse;
 mod sink;
 pub mod tags;
 mod write;
 
+pub use build::Builder;
 pub use parse::{parse, parse_bytes, parse_with};
 pub use sink::{JsonSink, JsonText};
 pub use write::{write, write_with, MAX_INTEGER_DIGITS};

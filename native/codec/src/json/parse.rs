@@ -2,12 +2,9 @@
 
 use std::borrow::Cow;
 
-use num_bigint::BigInt;
-
+use super::build::Builder;
 use super::sink::plain_prefix;
-use super::tags::{self, interpret, Parsed, TAIL};
-use super::write::MAX_INTEGER_DIGITS;
-use crate::term::{canonical_order, Term};
+use crate::term::Term;
 use crate::{Error, Limits, Result};
 
 /// Parses JSON text into a term under the default [`Limits`]. Strings
@@ -36,40 +33,17 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Term<'_>> {
 /// allows), and so is JSON nested far deeper than any such term needs;
 /// never a stack overflow.
 pub fn parse_with<'a>(text: &'a str, limits: &Limits) -> Result<Term<'a>> {
-    let max_depth = limits.max_depth;
     let mut parser = Parser {
         text,
         bytes: text.as_bytes(),
         pos: 0,
     };
-    let term = parser.document(max_depth)?;
+    let term = parser.document(limits)?;
     parser.skip_ws();
     if parser.pos != parser.bytes.len() {
         return Err(parser.expected("end of input"));
     }
     Ok(term)
-}
-
-/// An array or object whose contents are being read, with the greatest
-/// term depth among them so far.
-enum Frame<'a> {
-    Array {
-        items: Vec<Term<'a>>,
-        tail: Option<Term<'a>>,
-        depth: usize,
-    },
-    Object {
-        entries: Vec<(Term<'a>, Term<'a>)>,
-        key: Cow<'a, str>,
-        depth: usize,
-    },
-}
-
-fn misplaced_tail() -> Error {
-    Error::BadTag {
-        tag: TAIL,
-        problem: "$tail may only end an array",
-    }
 }
 
 struct Parser<'a> {
@@ -123,144 +97,76 @@ impl<'a> Parser<'a> {
         Ok(key)
     }
 
-    /// One JSON value, read with an explicit stack of open containers so
-    /// that nesting costs heap, never native stack.
-    fn document(&mut self, max_depth: usize) -> Result<Term<'a>> {
-        // A tagged form takes at most three JSON levels per term level
-        // (`{"$map": [[k, v]]}`), plus three at a leaf (`$reference`).
-        let json_limit = max_depth.saturating_mul(3).saturating_add(3);
-        let too_deep = || Error::TooDeep { limit: max_depth };
-        let mut stack: Vec<Frame<'a>> = Vec::new();
+    /// One JSON value, its events handed to a [`Builder`] (which keeps an
+    /// explicit stack of open containers, so that nesting costs heap, never
+    /// native stack).
+    fn document(&mut self, limits: &Limits) -> Result<Term<'a>> {
+        let mut builder = Builder::new(limits);
+        // How many containers are open, each with whether it is an array.
+        let mut open: Vec<bool> = Vec::new();
         loop {
-            // Read the start of a value: a scalar, an empty container, or an
-            // opening bracket that pushes a frame.
+            // Read the start of a value: a scalar, or an opening bracket.
             self.skip_ws();
-            // The value and its term depth (0 for leaves and `[]`).
-            let (mut value, mut depth) = match self.bytes.get(self.pos) {
-                Some(b'[') | Some(b'{') if stack.len() >= json_limit => return Err(too_deep()),
+            match self.bytes.get(self.pos) {
                 Some(b'[') => {
                     self.pos += 1;
+                    builder.begin_array()?;
                     self.skip_ws();
                     if !self.eat(b']') {
-                        stack.push(Frame::Array {
-                            items: Vec::new(),
-                            tail: None,
-                            depth: 0,
-                        });
+                        open.push(true);
                         continue;
                     }
-                    (Parsed::Term(Term::List(Vec::new())), 0)
+                    builder.end_array()?;
                 }
                 Some(b'{') => {
                     self.pos += 1;
+                    builder.begin_object()?;
                     self.skip_ws();
                     if !self.eat(b'}') {
                         let key = self.key()?;
-                        stack.push(Frame::Object {
-                            entries: Vec::new(),
-                            key,
-                            depth: 0,
-                        });
+                        builder.key(key);
+                        open.push(false);
                         continue;
                     }
-                    (Parsed::Term(Term::Map(Vec::new())), 1)
+                    builder.end_object()?;
                 }
-                Some(b'"') => (Parsed::Term(Term::Binary(into_bytes(self.string()?))), 0),
-                Some(b't') => (Parsed::Term(self.literal("true", Term::atom("true"))?), 0),
-                Some(b'f') => (Parsed::Term(self.literal("false", Term::atom("false"))?), 0),
-                Some(b'n') => (Parsed::Term(self.literal("null", Term::atom("nil"))?), 0),
-                Some(b'-' | b'0'..=b'9') => (Parsed::Term(self.number()?), 0),
+                Some(b'"') => builder.string(self.string()?)?,
+                Some(b't') => builder.value(self.literal("true", Term::atom("true"))?)?,
+                Some(b'f') => builder.value(self.literal("false", Term::atom("false"))?)?,
+                Some(b'n') => builder.value(self.literal("null", Term::atom("nil"))?)?,
+                Some(b'-' | b'0'..=b'9') => {
+                    let text = self.number()?;
+                    builder.number(text)?;
+                }
                 _ => return Err(self.expected("a JSON value")),
-            };
-            // Hand the finished value to its container; close every container
-            // that ends right after it.
+            }
+            // Close every container that ends right after this value.
             loop {
-                // A tagged form's payload may run one level deeper than the
-                // term it becomes (`[[k, v]]` for a map), so values inside
-                // get one level of slack; the finished term gets none.
-                if depth > max_depth.saturating_add(1) {
-                    return Err(too_deep());
-                }
                 self.skip_ws();
-                match stack.last_mut() {
-                    None if depth > max_depth => return Err(too_deep()),
-                    None => {
-                        return match value {
-                            Parsed::Term(term) => Ok(term),
-                            Parsed::Tail(_) => Err(misplaced_tail()),
-                        };
-                    }
-                    Some(Frame::Array {
-                        items,
-                        tail,
-                        depth: deepest,
-                    }) => {
-                        *deepest = (*deepest).max(depth);
-                        match value {
-                            Parsed::Term(term) => items.push(term),
-                            Parsed::Tail(term) => *tail = Some(term),
-                        }
+                match open.last() {
+                    None => return builder.finish(),
+                    Some(true) => {
                         if self.eat(b',') {
-                            if tail.is_some() {
-                                return Err(misplaced_tail());
-                            }
                             break;
                         }
                         if !self.eat(b']') {
                             return Err(self.expected("',' or ']'"));
                         }
-                        let Some(Frame::Array {
-                            items,
-                            tail,
-                            depth: deepest,
-                        }) = stack.pop()
-                        else {
-                            unreachable!()
-                        };
-                        // `[]` is a leaf; any other list is one level above its items.
-                        depth = if items.is_empty() && tail.is_none() {
-                            0
-                        } else {
-                            deepest + 1
-                        };
-                        value = Parsed::Term(match tail {
-                            None => Term::List(items),
-                            Some(_) if items.is_empty() => {
-                                return Err(Error::BadTag {
-                                    tag: TAIL,
-                                    problem: "an improper list needs an element before $tail",
-                                });
-                            }
-                            Some(tail) => Term::ImproperList(items, Box::new(tail)),
-                        });
+                        open.pop();
+                        builder.end_array()?;
                     }
-                    Some(Frame::Object {
-                        entries,
-                        key,
-                        depth: deepest,
-                    }) => {
-                        *deepest = (*deepest).max(depth);
-                        let Parsed::Term(term) = value else {
-                            return Err(misplaced_tail());
-                        };
-                        entries.push((Term::Binary(into_bytes(std::mem::take(key))), term));
+                    Some(false) => {
                         if self.eat(b',') {
                             self.skip_ws();
-                            *key = self.key()?;
+                            let key = self.key()?;
+                            builder.key(key);
                             break;
                         }
                         if !self.eat(b'}') {
                             return Err(self.expected("',' or '}'"));
                         }
-                        let Some(Frame::Object {
-                            entries,
-                            depth: deepest,
-                            ..
-                        }) = stack.pop()
-                        else {
-                            unreachable!()
-                        };
-                        (value, depth) = object(entries, deepest)?;
+                        open.pop();
+                        builder.end_object()?;
                     }
                 }
             }
@@ -377,7 +283,8 @@ impl<'a> Parser<'a> {
         self.pos - start
     }
 
-    fn number(&mut self) -> Result<Term<'a>> {
+    /// A JSON number at the current position, checked: its text.
+    fn number(&mut self) -> Result<&'a str> {
         let start = self.pos;
         self.eat(b'-');
         let int_start = self.pos;
@@ -385,76 +292,15 @@ impl<'a> Parser<'a> {
         if int_digits == 0 || (int_digits > 1 && self.bytes[int_start] == b'0') {
             return Err(self.expected("a JSON number"));
         }
-        let mut is_float = false;
-        if self.eat(b'.') {
-            is_float = true;
-            if self.digits() == 0 {
-                return Err(self.expected("a digit after '.'"));
-            }
+        if self.eat(b'.') && self.digits() == 0 {
+            return Err(self.expected("a digit after '.'"));
         }
         if self.eat(b'e') || self.eat(b'E') {
-            is_float = true;
             let _ = self.eat(b'+') || self.eat(b'-');
             if self.digits() == 0 {
                 return Err(self.expected("a digit in the exponent"));
             }
         }
-        let text = &self.text[start..self.pos];
-        if is_float {
-            let value: f64 = text.parse().map_err(|_| Error::JsonSyntax {
-                expected: "a JSON number",
-                offset: start,
-            })?;
-            return if value.is_finite() {
-                Ok(Term::Float(value))
-            } else {
-                Err(Error::NonFiniteFloat)
-            };
-        }
-        if int_digits <= 18 {
-            return Ok(Term::Int(
-                text.parse().expect("at most 18 digits fit in i64"),
-            ));
-        }
-        if int_digits > MAX_INTEGER_DIGITS {
-            return Err(Error::IntegerTooLarge {
-                limit: MAX_INTEGER_DIGITS,
-            });
-        }
-        Ok(Term::from_bigint(
-            text.parse::<BigInt>().expect("validated decimal digits"),
-        ))
-    }
-}
-
-/// A JSON string as the bytes of a binary, without copying.
-fn into_bytes(text: Cow<'_, str>) -> Cow<'_, [u8]> {
-    match text {
-        Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
-        Cow::Owned(s) => Cow::Owned(s.into_bytes()),
-    }
-}
-
-/// A finished object (keys are binaries made from JSON strings), whose
-/// values reach term depth `deepest`: a tagged form, or a map; with the term
-/// depth of the result.
-fn object<'a>(
-    mut entries: Vec<(Term<'a>, Term<'a>)>,
-    deepest: usize,
-) -> Result<(Parsed<'a>, usize)> {
-    if let [(Term::Binary(key), _)] = entries.as_slice() {
-        if let Some(tag) = tags::ALL.iter().find(|tag| tag.as_bytes() == key.as_ref()) {
-            let (_, payload) = entries.pop().expect("one entry");
-            return Ok((interpret(tag, payload)?, tags::depth_of(tag, deepest)));
-        }
-    }
-    match canonical_order(&mut entries) {
-        Ok(()) => Ok((Parsed::Term(Term::Map(entries)), deepest + 1)),
-        Err(i) => Err(Error::JsonDuplicateKey {
-            key: match &entries[i].0 {
-                Term::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-                _ => unreachable!("JSON object keys are binaries"),
-            },
-        }),
+        Ok(&self.text[start..self.pos])
     }
 }
