@@ -5,13 +5,18 @@ defmodule ErlangCnode.Dispatcher do
   arguments as JSON text; Elixir code can call `call/4` with a map.
 
   The arguments are checked and converted against the function's signature
-  before anything runs. The function then runs in a task under
-  `ErlangCnode.TaskSupervisor`, started by the registered dispatcher
-  process; the task checks the result against the declared return type and
-  answers the caller itself. The dispatcher only keeps time: it kills a
-  task that outlives its timeout, or whose caller is gone (a cancelled
-  query). Nothing a service does — crash, hang, trap exits, return nonsense
-  — takes the dispatcher down.
+  in the caller, before anything runs. The function then runs in a task
+  under `ErlangCnode.TaskSupervisor`, started by a dispatcher process; the
+  task checks the result against the declared return type and answers the
+  caller itself. The dispatcher only keeps time: it kills a task that
+  outlives its timeout, or whose caller is gone (a cancelled query).
+  Nothing a service does — crash, hang, trap exits, return nonsense — takes
+  a dispatcher down.
+
+  There is one dispatcher per scheduler (`partitions/0`), each caller
+  served by the one its pid hashes to, so concurrent calls from many
+  PostgreSQL backends do not queue behind one process. The first is
+  registered as `ErlangCnode.Dispatcher`.
 
   The answer is `{:ok, result}`, with the result in the plain JSON its type
   promises (see `ErlangCnode.Types.encode/2`), or `{:error, kind, message}`
@@ -42,7 +47,26 @@ defmodule ErlangCnode.Dispatcher do
   @grace 1_000
 
   @doc false
-  def start_link(opts), do: GenServer.start_link(__MODULE__, opts, name: __MODULE__)
+  def start_link(opts) do
+    GenServer.start_link(__MODULE__, opts, name: Keyword.get(opts, :name, __MODULE__))
+  end
+
+  @doc "How many dispatcher processes share the calls: one per scheduler."
+  @spec partitions() :: pos_integer
+  def partitions, do: max(System.schedulers_online(), 1)
+
+  @doc "The registered name of dispatcher `i` (0 is `ErlangCnode.Dispatcher`)."
+  @spec partition(non_neg_integer) :: atom
+  def partition(0), do: __MODULE__
+  def partition(i) when is_integer(i) and i > 0, do: Module.concat(__MODULE__, "P#{i}")
+
+  @doc false
+  # The supervisor's children: one dispatcher per partition.
+  def child_specs do
+    for i <- 0..(partitions() - 1) do
+      Supervisor.child_spec({__MODULE__, name: partition(i)}, id: partition(i))
+    end
+  end
 
   @doc """
   `call/4` with the arguments as JSON text (an object), as SQL sends them.
@@ -69,7 +93,8 @@ defmodule ErlangCnode.Dispatcher do
     with {:ok, module} <- find_service(service),
          {:ok, signature} <- find_function(module, service, function),
          {:ok, argv} <- check_args(signature, args) do
-      GenServer.call(__MODULE__, {:run, module, signature, argv, timeout}, timeout + @grace)
+      dispatcher = partition(:erlang.phash2(self(), partitions()))
+      GenServer.call(dispatcher, {:run, module, signature, argv, timeout}, timeout + @grace)
     end
   end
 

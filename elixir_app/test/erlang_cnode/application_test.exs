@@ -7,6 +7,11 @@ defmodule ErlangCnode.ApplicationTest do
     assert ErlangCnode.TaskSupervisor in ids
     assert ErlangCnode.Registry in ids
     assert ErlangCnode.Dispatcher in ids
+
+    for i <- 0..(ErlangCnode.Dispatcher.partitions() - 1) do
+      assert ErlangCnode.Dispatcher.partition(i) in ids
+      assert is_pid(Process.whereis(ErlangCnode.Dispatcher.partition(i)))
+    end
   end
 
   test "the service table outlives a registry restart" do

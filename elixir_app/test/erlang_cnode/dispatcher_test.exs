@@ -25,6 +25,35 @@ defmodule ErlangCnode.DispatcherTest do
              Dispatcher.call("accounts", "find", %{"user" => %{"id" => 1}}, 1000)
   end
 
+  test "a dispatcher that is held up does not hold up callers served by another" do
+    assert Dispatcher.partitions() == System.schedulers_online()
+
+    if Dispatcher.partitions() > 1 do
+      :sys.suspend(Dispatcher)
+
+      try do
+        # A caller whose pid hashes to another dispatcher than the first.
+        answer = fn again ->
+          task =
+            Task.async(fn ->
+              if :erlang.phash2(self(), Dispatcher.partitions()) == 0,
+                do: :again,
+                else: Dispatcher.call("demo", "add", %{"a" => 1, "b" => 2}, 1000)
+            end)
+
+          case Task.await(task, 2_000) do
+            :again -> again.(again)
+            answer -> answer
+          end
+        end
+
+        assert answer.(answer) == {:ok, 3}
+      after
+        :sys.resume(Dispatcher)
+      end
+    end
+  end
+
   test "unknown services and functions" do
     assert {:error, :unknown_service, _} = Dispatcher.call("nope", "f", %{}, 1000)
     assert {:error, :unknown_function, _} = Dispatcher.call("accounts", "nope", %{}, 1000)
