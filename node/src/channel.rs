@@ -150,6 +150,11 @@ impl Channel {
         })
     }
 
+    /// Whether bytes already read wait to be taken as frames.
+    pub(crate) fn has_buffered_input(&self) -> bool {
+        !self.input.available().is_empty()
+    }
+
     /// Reads, without waiting, whatever has arrived: whether any bytes are
     /// waiting to be read as frames. End of stream is `ConnectionLost`.
     pub(crate) fn poll_input(&mut self) -> Result<bool> {
@@ -234,20 +239,29 @@ impl Channel {
             .next_term()
             .map_err(|e| decode_error("control message", e))?
             .into_owned();
+        let mut payload_too_deep = None;
         let payload = if decoder.remaining().is_empty() {
             None
         } else {
-            Some(
-                decoder
-                    .next_term()
-                    .map_err(|e| decode_error("message", e))?
-                    .into_owned(),
-            )
+            match decoder.next_term() {
+                Ok(term) => Some(term.into_owned()),
+                // Whose it was is known: the caller reports it to its call.
+                Err(erlang_cnode_codec::Error::TooDeep { limit }) => {
+                    payload_too_deep = Some(limit);
+                    return Ok(Received {
+                        control: Control::from_term(control),
+                        payload: None,
+                        payload_too_deep,
+                    });
+                }
+                Err(e) => return Err(decode_error("message", e)),
+            }
         };
         decoder.finish().map_err(|e| protocol(e.to_string()))?;
         Ok(Received {
             control: Control::from_term(control),
             payload,
+            payload_too_deep,
         })
     }
 }

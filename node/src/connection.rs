@@ -374,7 +374,7 @@ impl Connection {
         waiter: &mut dyn Wait,
         deadline: Instant,
     ) -> Result<Outcome> {
-        let id = self.start_call(local, module, function, args, waiter, deadline)?;
+        let id = self.start_call(local, module, function, args, false, waiter, deadline)?;
         self.finish_call(&id, waiter, deadline)
     }
 
@@ -383,12 +383,18 @@ impl Connection {
     /// outcome is read by [`Connection::finish_call`]. Any number may be in
     /// flight. What the function prints goes to the peer's own standard
     /// output (see [`Connection::group_leader`]).
+    ///
+    /// A `linked` call's process is linked to this node, so that the peer
+    /// ends it when the connection goes (for a call that may outlive what
+    /// reads its replies: a request not awaited by the end of the session).
+    #[allow(clippy::too_many_arguments)]
     pub fn start_call(
         &mut self,
         local: &mut LocalNode,
         module: &str,
         function: &str,
         args: Vec<Term<'_>>,
+        linked: bool,
         waiter: &mut dyn Wait,
         deadline: Instant,
     ) -> Result<CallId> {
@@ -401,11 +407,15 @@ impl Connection {
             Term::atom(function.to_owned()),
             Term::List(args),
         ];
+        let mut options = vec![Term::atom("monitor")];
+        if linked {
+            options.push(Term::atom("link"));
+        }
         self.spawn_request(
             request_id.clone(),
             "execute_call",
             args,
-            vec![Term::atom("monitor")],
+            options,
             waiter,
             deadline,
         )?;
@@ -432,9 +442,11 @@ impl Connection {
                 });
             }
             if let Some(ended) = self.calls.take(id) {
-                return ended.map_err(|what| Error::Protocol {
-                    node: self.node_name().to_owned(),
-                    what,
+                return ended.map_err(|lost| match lost {
+                    crate::pending::Lost::TooDeep(limit) => Error::TooDeep {
+                        node: self.node_name().to_owned(),
+                        limit,
+                    },
                 });
             }
             match self.next_message(waiter, deadline) {
@@ -454,15 +466,27 @@ impl Connection {
                     self.abandon_call(id);
                     return Err(e);
                 }
-                // Unreadable (most likely this call's reply): the call is
-                // given up on, the connection goes on.
-                Err(e @ Error::TooDeep { .. }) => {
-                    self.abandon_call(id);
-                    return Err(e);
-                }
+                // A message too deep to tell whose it was: not this
+                // call's to answer for; the connection goes on.
+                Err(Error::TooDeep { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Whether bytes already read wait to be taken as frames.
+    pub(crate) fn has_buffered_input(&self) -> bool {
+        self.channel.has_buffered_input()
+    }
+
+    /// Reads every message that has arrived, keeping replies for their
+    /// calls; a frame that has started is read to its end, until
+    /// `deadline` (for a driver woken by this connection's socket).
+    pub(crate) fn read_ready(&mut self, waiter: &mut dyn Wait, deadline: Instant) -> Result<()> {
+        while self.channel.poll_input()? {
+            self.next_message(waiter, deadline)?;
+        }
+        Ok(())
     }
 
     /// Reads, without waiting for more, every message that has already

@@ -268,6 +268,9 @@ pub struct Received {
     pub control: Control,
     /// What follows it.
     pub payload: Option<Term<'static>>,
+    /// Set (to the limit) when what followed was nested too deeply to read:
+    /// the control message still says whose it was.
+    pub payload_too_deep: Option<usize>,
 }
 
 #[cfg(test)]

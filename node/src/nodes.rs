@@ -282,12 +282,14 @@ impl Nodes {
     /// Sends a call of `module:function(args…)` to `node` and returns at
     /// once (see [`Connection::start_call`]): the call and the generation
     /// of the connection it went out on, for [`Nodes::finish_call`].
+    #[allow(clippy::too_many_arguments)]
     pub fn start_call(
         &mut self,
         target: &Target<'_>,
         module: &str,
         function: &str,
         args: Vec<Term<'_>>,
+        linked: bool,
         waiter: &mut dyn Wait,
         deadline: Instant,
     ) -> Result<(CallId, u64)> {
@@ -295,7 +297,7 @@ impl Nodes {
             target,
             waiter,
             deadline,
-            |c, local, w| c.start_call(local, module, function, args, w, deadline),
+            |c, local, w| c.start_call(local, module, function, args, linked, w, deadline),
             |_| false,
         )?;
         let generation = self.entries[&target.node.to_string()].generation;
@@ -318,7 +320,13 @@ impl Nodes {
         waiter: &mut dyn Wait,
         deadline: Instant,
     ) -> Result<(Vec<CallId>, u64)> {
-        let others = self.calls_in_flight();
+        // Calls in flight elsewhere (the caller made room for them first);
+        // this connection's own are counted as they change.
+        let others = self.calls_in_flight()
+            - self
+                .entries
+                .get(&target.node.to_string())
+                .map_or(0, |e| e.connection.calls_in_flight());
         let ids = self.request(
             target,
             waiter,
@@ -327,10 +335,12 @@ impl Nodes {
                 let mut ids = Vec::with_capacity(arg_lists.len());
                 let sent = (|| {
                     for args in arg_lists {
-                        while others + c.calls_in_flight() >= max_in_flight.max(1) {
+                        while others + c.calls_in_flight() >= max_in_flight.max(1)
+                            && c.calls_in_flight() > 0
+                        {
                             c.wait_for_any(w, deadline)?;
                         }
-                        ids.push(c.start_call(local, module, function, args, w, deadline)?);
+                        ids.push(c.start_call(local, module, function, args, false, w, deadline)?);
                     }
                     Ok(())
                 })();
@@ -448,23 +458,34 @@ impl Nodes {
             if waiting.is_empty() {
                 return Ok(());
             }
-            let fds: Vec<_> = waiting
+            // Frames already read into a buffer make no socket readable.
+            let buffered = waiting
                 .iter()
-                .map(|k| self.entries[k].connection.fd())
-                .collect();
-            let ready = match waiter.wait_any(&fds, deadline) {
-                Ok(Some(ready)) => ready.min(waiting.len() - 1),
-                Ok(None) => return Ok(()),
-                Err(_) => {
-                    return Err(Error::Interrupted {
-                        node: waiting[0].clone(),
-                    })
+                .position(|k| self.entries[k].connection.has_buffered_input());
+            let ready = match buffered {
+                Some(ready) => ready,
+                None => {
+                    let fds: Vec<_> = waiting
+                        .iter()
+                        .map(|k| self.entries[k].connection.fd())
+                        .collect();
+                    match waiter.wait_any(&fds, deadline) {
+                        Ok(Some(ready)) => ready.min(waiting.len() - 1),
+                        Ok(None) => return Ok(()),
+                        Err(_) => {
+                            return Err(Error::Interrupted {
+                                node: waiting[0].clone(),
+                            })
+                        }
+                    }
                 }
             };
             let key = &waiting[ready];
             let entry = self.entries.get_mut(key).expect("listed above");
-            match entry.connection.drain_ready(waiter) {
+            match entry.connection.read_ready(waiter, deadline) {
                 Ok(()) => {}
+                // Out of time between frames: the connection is sound.
+                Err(Error::Timeout { .. }) if !entry.connection.is_broken() => {}
                 Err(e @ Error::Interrupted { .. }) => {
                     if entry.connection.is_broken() {
                         self.entries.remove(key);

@@ -14,8 +14,15 @@ use crate::outcome::{of_execute_call, Outcome};
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CallId(pub(crate) Term<'static>);
 
-/// How a call ended: its outcome, or why it could not start.
-pub(crate) type Ended = std::result::Result<Outcome, String>;
+/// How a call ended when the node gave no outcome of it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Lost {
+    /// Its exit reason was nested deeper than this node reads (`limit`).
+    TooDeep(usize),
+}
+
+/// How a call ended: its outcome, or why none could be read.
+pub(crate) type Ended = std::result::Result<Outcome, Lost>;
 
 #[derive(Debug)]
 struct PendingCall {
@@ -134,32 +141,36 @@ impl Calls {
                     };
                 }
                 if !call.abandoned {
+                    if call.ended.is_some() {
+                        // Told twice: the first stands.
+                        return Routed::Taken;
+                    }
+                    // The node could not spawn it (`system_limit`, …): an
+                    // error of the call, as erpc raises it; the connection
+                    // is sound.
                     self.running -= 1;
-                    call.ended = Some(Err(format!(
-                        "the node could not spawn the call: {}",
-                        match result {
-                            Term::Atom(a) => a.to_string(),
-                            other => format!("{other:?}"),
-                        }
-                    )));
+                    call.ended = Some(Ok(Outcome::Exception {
+                        class: crate::outcome::Class::Error,
+                        reason: Term::Tuple(vec![Term::atom("spawn"), result.clone()]),
+                        stack: None,
+                    }));
                     return Routed::Taken;
                 }
                 None
             }
-            Control::MonitorPExit { reason, .. } => Some(reason.clone()),
-            _ => Some(
-                received
-                    .payload
-                    .clone()
-                    .unwrap_or_else(|| Term::atom("undefined")),
-            ),
+            Control::MonitorPExit { reason, .. } => Some(Ok(reason.clone())),
+            _ => Some(match (&received.payload, received.payload_too_deep) {
+                (_, Some(limit)) => Err(Lost::TooDeep(limit)),
+                (Some(reason), None) => Ok(reason.clone()),
+                (None, None) => Ok(Term::atom("undefined")),
+            }),
         };
         match down {
             Some(reason) if !call.abandoned => {
                 if call.ended.is_none() {
                     self.running -= 1;
+                    call.ended = Some(reason.map(|r| of_execute_call(r, &call.result_tag)));
                 }
-                call.ended = Some(Ok(of_execute_call(reason, &call.result_tag)));
             }
             // A call given up on is over once its process is down (or
             // never started).
@@ -185,7 +196,11 @@ mod tests {
     }
 
     fn received(control: Control, payload: Option<Term<'static>>) -> Received {
-        Received { control, payload }
+        Received {
+            control,
+            payload,
+            payload_too_deep: None,
+        }
     }
 
     fn spawned(request: &str, pid: Term<'static>) -> Received {
@@ -261,10 +276,36 @@ mod tests {
     }
 
     #[test]
-    fn a_spawn_that_failed_ends_the_call() {
+    fn a_spawn_that_failed_ends_the_call_as_an_error() {
         let mut calls = Calls::default();
         let id = calls.add(Term::atom("r"), Term::atom("t"));
         calls.route(&spawned("r", Term::atom("system_limit")));
-        assert!(matches!(calls.take(&id), Some(Err(why)) if why.contains("system_limit")));
+        // A second report changes nothing, and the count stays right.
+        calls.route(&spawned("r", Term::atom("system_limit")));
+        assert_eq!(calls.in_flight(), 0);
+        assert!(matches!(
+            calls.take(&id),
+            Some(Ok(Outcome::Exception { reason: Term::Tuple(r), .. })) if r[1] == Term::atom("system_limit")
+        ));
+    }
+
+    #[test]
+    fn a_reason_too_deep_to_read_ends_its_own_call() {
+        let mut calls = Calls::default();
+        let id = calls.add(Term::atom("r"), Term::atom("t"));
+        let other = calls.add(Term::atom("o"), Term::atom("t2"));
+        let down = Received {
+            control: Control::PayloadMonitorPExit {
+                from: pid(9),
+                to: Term::atom("us"),
+                reference: Term::atom("r"),
+            },
+            payload: None,
+            payload_too_deep: Some(1000),
+        };
+        assert_eq!(calls.route(&down), Routed::Taken);
+        assert_eq!(calls.take(&id), Some(Err(Lost::TooDeep(1000))));
+        assert!(calls.take(&other).is_none());
+        assert_eq!(calls.in_flight(), 1);
     }
 }

@@ -27,7 +27,7 @@ fn start(local: &mut LocalNode, c: &mut Connection, ms: i64) -> erlang_cnode_nod
         Term::atom("sleep"),
         Term::List(vec![Term::Int(ms)]),
     ];
-    c.start_call(local, "timer", "tc", args, &mut PollWait, soon())
+    c.start_call(local, "timer", "tc", args, false, &mut PollWait, soon())
         .unwrap()
 }
 
@@ -109,8 +109,16 @@ fn timing_of_ten_thousand_pipelined_calls() {
         let started = Instant::now();
         let ids: Vec<_> = (0..10_000)
             .map(|_| {
-                c.start_call(&mut local, "erlang", "node", vec![], &mut PollWait, soon())
-                    .unwrap()
+                c.start_call(
+                    &mut local,
+                    "erlang",
+                    "node",
+                    vec![],
+                    false,
+                    &mut PollWait,
+                    soon(),
+                )
+                .unwrap()
             })
             .collect();
         let sent = started.elapsed();

@@ -206,18 +206,10 @@ unsafe extern "C-unwind" fn session_ends(_code: std::ffi::c_int, _arg: pg_sys::D
     let _ = std::panic::catch_unwind(abandon_all_calls);
 }
 
-/// Sends a call for `endpoint` on the calling role's connection once fewer
-/// than `erlang_cnode.max_in_flight` calls are in flight in this backend
-/// (waiting for replies meanwhile, interruptibly): the call and the
-/// connection's generation.
-pub fn start_call(
-    endpoint: &Endpoint,
-    module: &str,
-    function: &str,
-    args: Vec<Term<'_>>,
-    deadline: Instant,
-) -> SqlResult<(CallId, u64)> {
-    let max = guc::max_in_flight();
+/// Waits (interruptibly) until fewer than `max` calls are in flight in this
+/// backend, reading replies on the connections that hold them, whichever
+/// role's they are.
+fn make_room(endpoint: &Endpoint, max: usize, deadline: Instant) -> SqlResult<()> {
     let in_flight = || {
         NODES.with(|cell| {
             cell.borrow()
@@ -226,28 +218,53 @@ pub fn start_call(
                 .sum::<usize>()
         })
     };
-    if in_flight() >= max {
-        // Replies for other roles' calls are read on their connections.
-        let roles: Vec<u32> = NODES.with(|cell| cell.borrow().keys().copied().collect());
-        for role in roles {
-            if in_flight() < max {
-                break;
-            }
-            let others = in_flight() - role_in_flight(role);
-            with_role(pg_sys::Oid::from(role), None, |nodes, _| {
-                nodes
-                    .wait_for_room(
-                        &endpoint.node,
-                        max.saturating_sub(others),
-                        &mut waiter(),
-                        deadline,
-                    )
-                    .map_err(SqlError::from)
-            })?;
-        }
+    if in_flight() < max {
+        return Ok(());
     }
+    let roles: Vec<u32> = NODES.with(|cell| cell.borrow().keys().copied().collect());
+    for role in roles {
+        if in_flight() < max {
+            break;
+        }
+        let others = in_flight() - role_in_flight(role);
+        with_role(pg_sys::Oid::from(role), None, |nodes, _| {
+            nodes
+                .wait_for_room(
+                    &endpoint.node,
+                    max.saturating_sub(others),
+                    &mut waiter(),
+                    deadline,
+                )
+                .map_err(SqlError::from)
+        })?;
+    }
+    Ok(())
+}
+
+/// Sends a call for `endpoint` on the calling role's connection once fewer
+/// than `erlang_cnode.max_in_flight` calls are in flight in this backend
+/// (waiting for replies meanwhile, interruptibly): the call and the
+/// connection's generation. A `linked` call ends on the node when the
+/// connection does.
+pub fn start_call(
+    endpoint: &Endpoint,
+    module: &str,
+    function: &str,
+    args: Vec<Term<'_>>,
+    linked: bool,
+    deadline: Instant,
+) -> SqlResult<(CallId, u64)> {
+    make_room(endpoint, guc::max_in_flight(), deadline)?;
     request(endpoint, |nodes, target| {
-        nodes.start_call(target, module, function, args, &mut waiter(), deadline)
+        nodes.start_call(
+            target,
+            module,
+            function,
+            args,
+            linked,
+            &mut waiter(),
+            deadline,
+        )
     })
 }
 
@@ -262,6 +279,8 @@ pub fn start_calls(
     deadline: Instant,
 ) -> SqlResult<(Vec<CallId>, u64)> {
     let max = guc::max_in_flight();
+    // Room for at least one: the calls in flight elsewhere are below max.
+    make_room(endpoint, max, deadline)?;
     request(endpoint, |nodes, target| {
         nodes.start_calls(
             target,

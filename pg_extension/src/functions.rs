@@ -369,7 +369,9 @@ unsafe fn call_async(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let what = checked_call(&endpoint, &module, &function, &args)?.describe();
     let deadline =
         std::time::Instant::now() + endpoint.call_timeout(unsafe { timeout_arg(fcinfo, 4) })?;
-    let (call, generation) = backend::start_call(&endpoint, &module, &function, args, deadline)?;
+    // Linked: if the session ends before it is awaited, the node ends it.
+    let (call, generation) =
+        backend::start_call(&endpoint, &module, &function, args, true, deadline)?;
     let id = requests::add(requests::Request {
         role: endpoint.role,
         node: endpoint.node.clone(),
@@ -524,6 +526,7 @@ unsafe fn multicall(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
             &module,
             &function,
             args.clone(),
+            false,
             deadline,
         ));
     }

@@ -123,8 +123,10 @@ fn wait_any_socket(fds: &[RawFd], millis: i32) -> Option<usize> {
     let size = fds.len() as i32 + 2;
     // SAFETY: a set of our own, freed below; room for every event.
     unsafe {
+        // Owned by the current resource owner on 17 and later: an ERROR
+        // before the free below releases it.
         #[cfg(any(feature = "pg17", feature = "pg18"))]
-        let set = pg_sys::CreateWaitEventSet(std::ptr::null_mut(), size);
+        let set = pg_sys::CreateWaitEventSet(pg_sys::CurrentResourceOwner, size);
         #[cfg(not(any(feature = "pg17", feature = "pg18")))]
         let set = pg_sys::CreateWaitEventSet(pg_sys::CurrentMemoryContext, size);
         pg_sys::AddWaitEventToSet(set, pg_sys::WL_LATCH_SET, -1, pg_sys::MyLatch, none);
