@@ -236,13 +236,26 @@ impl Nodes {
         let entry = self.entries.get_mut(&key).expect("ready");
         entry.calls += 1;
         entry.last_used = SystemTime::now();
-        match run(&mut entry.connection, &mut self.local, waiter) {
-            Ok(value) => {
-                if failed(&value) {
-                    entry.errors += 1;
-                }
-                Ok(value)
-            }
+        let result = run(&mut entry.connection, &mut self.local, waiter);
+        self.settle(&key, result, failed)
+    }
+
+    /// Counts how a request on `key`'s connection went, and drops the
+    /// connection after any failure that may have left it out of step:
+    /// everything but a timeout or a cancel between frames, and a term that
+    /// could not be sent, or read, whole. The request is never re-sent.
+    fn settle<T>(
+        &mut self,
+        key: &str,
+        result: Result<T>,
+        failed: impl Fn(&T) -> bool,
+    ) -> Result<T> {
+        let Some(entry) = self.entries.get_mut(key) else {
+            return result;
+        };
+        match &result {
+            Ok(value) if failed(value) => entry.errors += 1,
+            Ok(_) => {}
             Err(e) => {
                 entry.errors += 1;
                 let keep = matches!(
@@ -253,11 +266,11 @@ impl Nodes {
                         | Error::TooDeep { .. }
                 ) && !entry.connection.is_broken();
                 if !keep {
-                    self.entries.remove(&key);
+                    self.entries.remove(key);
                 }
-                Err(e)
             }
         }
+        result
     }
 
     /// `module:function(args…)` on `node` (see [`Connection::call`]).
@@ -406,28 +419,8 @@ impl Nodes {
                 reason: "the connection the call went out on was lost".into(),
             });
         };
-        match entry.connection.finish_call(id, waiter, deadline) {
-            Ok(outcome) => {
-                if matches!(outcome, Outcome::Exception { .. }) {
-                    entry.errors += 1;
-                }
-                Ok(outcome)
-            }
-            Err(e) => {
-                entry.errors += 1;
-                let keep = matches!(
-                    e,
-                    Error::Timeout { .. }
-                        | Error::Interrupted { .. }
-                        | Error::Unencodable { .. }
-                        | Error::TooDeep { .. }
-                ) && !entry.connection.is_broken();
-                if !keep {
-                    self.entries.remove(&key);
-                }
-                Err(e)
-            }
-        }
+        let result = entry.connection.finish_call(id, waiter, deadline);
+        self.settle(&key, result, |o| matches!(o, Outcome::Exception { .. }))
     }
 
     /// Waits until every call of `calls` (node, call, generation) has
