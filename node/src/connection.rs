@@ -511,6 +511,12 @@ impl Connection {
         }
     }
 
+    /// How many calls given up on still wait for their spawn reply, so that
+    /// their process can be killed.
+    pub fn calls_awaiting_kill(&self) -> usize {
+        self.calls.awaiting_kill()
+    }
+
     /// How many calls are in flight: sent, not yet ended, not given up on.
     pub fn calls_in_flight(&self) -> usize {
         self.calls.in_flight()

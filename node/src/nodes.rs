@@ -321,7 +321,8 @@ impl Nodes {
     /// connection, keeping fewer than `max_in_flight` calls in flight on
     /// this node's connections (reading replies meanwhile): the calls, in
     /// order, and the generation of their connection. If one cannot be
-    /// sent, those sent before it are given up on.
+    /// sent, those sent before it are given up on. Their processes are
+    /// linked to this node, so that none outlives the connection.
     #[allow(clippy::too_many_arguments)]
     pub fn start_calls(
         &mut self,
@@ -353,7 +354,7 @@ impl Nodes {
                         {
                             c.wait_for_any(w, deadline)?;
                         }
-                        ids.push(c.start_call(local, module, function, args, false, w, deadline)?);
+                        ids.push(c.start_call(local, module, function, args, true, w, deadline)?);
                     }
                     Ok(())
                 })();
@@ -508,6 +509,21 @@ impl Nodes {
     pub fn abandon_all(&mut self) {
         for entry in self.entries.values_mut() {
             entry.connection.abandon_all_calls();
+        }
+    }
+
+    /// Gives up on every call under way, and reads on (until `deadline` at
+    /// the latest) while some of them wait for the spawn reply that names
+    /// their process, so that each is killed before its connection goes
+    /// (when the session ends, or its connections are discarded).
+    pub fn abandon_all_and_settle(&mut self, waiter: &mut dyn Wait, deadline: Instant) {
+        self.abandon_all();
+        for entry in self.entries.values_mut() {
+            while entry.connection.calls_awaiting_kill() > 0 && Instant::now() < deadline {
+                if entry.connection.wait_for_any(waiter, deadline).is_err() {
+                    break;
+                }
+            }
         }
     }
 

@@ -115,6 +115,14 @@ impl Calls {
         ids.iter().filter_map(|id| self.abandon(id)).collect()
     }
 
+    /// Calls given up on whose process is not known yet (so not killed).
+    pub(crate) fn awaiting_kill(&self) -> usize {
+        self.by_request
+            .values()
+            .filter(|call| call.abandoned && call.spawned.is_none())
+            .count()
+    }
+
     /// Calls sent, not ended and not given up on.
     pub(crate) fn in_flight(&self) -> usize {
         self.running

@@ -179,9 +179,14 @@ fn discard_all_connections() {
 /// Gives up on every call under way on every connection: their processes
 /// are killed on the nodes.
 fn abandon_all_calls() {
+    // Briefly, and on plain poll(2): a terminating backend's latch wait
+    // would stop at once.
+    let deadline = Instant::now() + Duration::from_millis(200);
     NODES.with(|cell| {
         if let Ok(mut all) = cell.try_borrow_mut() {
-            all.values_mut().for_each(Nodes::abandon_all);
+            for nodes in all.values_mut() {
+                nodes.abandon_all_and_settle(&mut erlang_cnode_node::PollWait, deadline);
+            }
         }
     });
 }

@@ -526,7 +526,7 @@ unsafe fn multicall(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
             &module,
             &function,
             args.clone(),
-            false,
+            true,
             deadline,
         ));
     }

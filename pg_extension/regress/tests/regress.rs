@@ -971,3 +971,24 @@ fn calls_not_awaited_end_with_the_session() {
     );
     wait_for_sleepers(cluster, &node, 0);
 }
+
+/// A statement stopped with 1,000 calls in flight, and the session ending
+/// right after: every one of their processes is killed on the node.
+#[test]
+fn calls_given_up_on_die_with_a_session_that_ends_at_once() {
+    let cluster = cluster();
+    let node = target(false);
+    let out = cluster.psql(
+        "regress",
+        &format!(
+            "SELECT erlang_connect('{0}', '{1}');\n\
+             SET statement_timeout = '300ms';\n\
+             SELECT count(*) FROM erlang_call_many('{0}', 'timer', 'sleep',\n\
+                 (SELECT jsonb_agg(jsonb_build_array(60000)) FROM generate_series(1, 1000)));\n",
+            node.name, node.cookie
+        ),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("statement timeout"), "{stderr}");
+    wait_for_sleepers(cluster, &node, 0);
+}
