@@ -604,9 +604,9 @@ unsafe fn service_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
         );
     }
     // Services take no funs from roles with an allow-list: typed arguments
-    // have no use for them, and `any` would pass one on.
-    let funs =
-        !endpoint.privileged && jsonb::term_of(&args_text, "args").is_ok_and(|a| holds_fun(&a));
+    // have no use for them, and `any` would pass one on. What cannot be
+    // read as a term cannot be checked: refused, not let through.
+    let funs = !endpoint.privileged && holds_fun(&jsonb::term_of(&args_text, "args")?);
     endpoint.check(
         &Request::Service {
             name: &service,
