@@ -156,7 +156,14 @@ pub struct Connection {
     peer: Peer,
     group_leader: GroupLeader,
     calls: Calls,
+    /// Acknowledgements of deliveries read while something else was
+    /// waited for (see [`crate::delivery`]), kept for
+    /// [`Connection::read_messages`].
+    acks: std::collections::VecDeque<Received>,
 }
+
+/// The most acknowledgements kept unread on one connection.
+const MAX_KEPT_ACKS: usize = 20_000;
 
 impl Connection {
     /// Looks the node up in EPMD, connects and runs the handshake, all
@@ -202,6 +209,7 @@ impl Connection {
             peer,
             group_leader: GroupLeader::Unknown,
             calls: Calls::default(),
+            acks: std::collections::VecDeque::new(),
         })
     }
 
@@ -223,6 +231,11 @@ impl Connection {
     /// What this node is called on this connection.
     pub fn local_name(&self) -> &str {
         &self.local_name
+    }
+
+    /// This node's pid on the connection: where replies to us are sent.
+    pub fn own_pid(&self) -> Term<'static> {
+        self.own_pid.clone()
     }
 
     /// Whether an earlier operation stopped in the middle of a frame, so
@@ -293,7 +306,7 @@ impl Connection {
         if self.answer_io_request(&received, waiter, deadline)? {
             return Ok(None);
         }
-        Ok(Some(received))
+        Ok(self.keep_if_ack(received))
     }
 
     /// Acknowledges `{io_request, From, ReplyAs, Request}` sent to us as a
@@ -487,6 +500,47 @@ impl Connection {
             self.next_message(waiter, deadline)?;
         }
         Ok(())
+    }
+
+    /// Keeps a delivery's acknowledgement, whatever was being waited for
+    /// when it came; gives back any other message.
+    fn keep_if_ack(&mut self, received: Received) -> Option<Received> {
+        let is_ack = received.control.is_send()
+            && received
+                .payload
+                .as_ref()
+                .and_then(crate::delivery::ack_id)
+                .is_some();
+        if !is_ack {
+            return Some(received);
+        }
+        if self.acks.len() >= MAX_KEPT_ACKS {
+            self.acks.pop_front();
+        }
+        self.acks.push_back(received);
+        None
+    }
+
+    /// Whether acknowledgements read earlier wait to be taken.
+    pub(crate) fn has_kept_acks(&self) -> bool {
+        !self.acks.is_empty()
+    }
+
+    /// Reads every message that has arrived (a frame that has started is
+    /// read to its end, until `deadline`), keeping replies for their calls
+    /// and answering ticks and output requests: the others, in order.
+    pub fn read_messages(
+        &mut self,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<Vec<Received>> {
+        let mut messages: Vec<Received> = self.acks.drain(..).collect();
+        while self.channel.poll_input()? {
+            if let Some(received) = self.next_message(waiter, deadline)? {
+                messages.push(received);
+            }
+        }
+        Ok(messages)
     }
 
     /// Reads, without waiting for more, every message that has already

@@ -8,12 +8,13 @@
 //! stream and owns its state, [`message`] encodes and decodes the control
 //! messages, `pending` routes replies to the calls under way, `connection`
 //! holds every request a node makes of a peer, and `nodes` the connections
-//! of one backend.
+//! of one backend; [`delivery`] delivers queued messages over them.
 #![warn(missing_docs)]
 
 mod channel;
 mod connection;
 mod cookie;
+pub mod delivery;
 pub mod epmd;
 mod error;
 pub mod flags;
@@ -28,6 +29,7 @@ mod wait;
 
 pub use connection::{Connection, LocalNode};
 pub use cookie::{read_cookie_file, MAX_COOKIE};
+pub use delivery::{Courier, Fate, Parcel};
 pub use error::{Error, Result};
 pub use handshake::Peer;
 pub use message::{Control, Received};

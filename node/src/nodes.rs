@@ -223,7 +223,7 @@ impl Nodes {
     /// connection usable (a late reply is recognised and dropped). Any other
     /// failure, or one in the middle of a frame, drops the connection: the
     /// next request connects afresh, and this one is never re-sent.
-    fn request<T>(
+    pub(crate) fn request<T>(
         &mut self,
         target: &Target<'_>,
         waiter: &mut dyn Wait,
@@ -636,6 +636,85 @@ impl Nodes {
             |c, local, w| c.cast(local, module, function, args, w, deadline),
             |_| false,
         )
+    }
+
+    /// Makes sure there is an open connection to `node` (connecting if
+    /// needed), without sending anything.
+    pub fn ensure(
+        &mut self,
+        target: &Target<'_>,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<()> {
+        self.request(target, waiter, deadline, |_, _, _| Ok(()), |_| false)
+    }
+
+    /// The generation of the connection to `node`, if there is one.
+    pub fn generation_of(&self, node: &NodeName) -> Option<u64> {
+        self.entries.get(&node.to_string()).map(|e| e.generation)
+    }
+
+    /// Whether the connection to `node` of `generation` is still there.
+    pub fn is_live(&self, node: &NodeName, generation: u64) -> bool {
+        self.generation_of(node) == Some(generation)
+    }
+
+    /// Whether call `id` on `node`'s connection has ended.
+    pub fn call_ended(&self, node: &NodeName, id: &CallId) -> bool {
+        self.entries
+            .get(&node.to_string())
+            .is_some_and(|e| e.connection.call_done(id))
+    }
+
+    /// Waits until one of `nodes`' connections has data, or `until`
+    /// passes, or the waiter wakes early; then reads what every ready one
+    /// has: the messages that are not replies to calls, with their node.
+    /// A connection that fails is dropped (its requests then see it gone).
+    pub fn read_any(
+        &mut self,
+        nodes: &[NodeName],
+        waiter: &mut dyn Wait,
+        until: Instant,
+    ) -> Vec<(NodeName, crate::Received)> {
+        let live: Vec<&NodeName> = nodes
+            .iter()
+            .filter(|n| self.entries.contains_key(&n.to_string()))
+            .collect();
+        let mut ready: Vec<usize> = live
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| {
+                let c = &self.entries[&n.to_string()].connection;
+                c.has_buffered_input() || c.has_kept_acks()
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if ready.is_empty() && !live.is_empty() {
+            let fds: Vec<_> = live
+                .iter()
+                .map(|n| self.entries[&n.to_string()].connection.fd())
+                .collect();
+            match waiter.wait_any(&fds, until) {
+                Ok(Some(_)) => ready = (0..live.len()).collect(),
+                Ok(None) | Err(_) => return Vec::new(),
+            }
+        }
+        let mut messages = Vec::new();
+        for i in ready {
+            let node = live[i].clone();
+            let key = node.to_string();
+            let entry = self.entries.get_mut(&key).expect("listed above");
+            let grace = Instant::now() + std::time::Duration::from_secs(1);
+            match entry.connection.read_messages(waiter, grace) {
+                Ok(received) => messages.extend(received.into_iter().map(|r| (node.clone(), r))),
+                Err(Error::Timeout { .. } | Error::Interrupted { .. })
+                    if !entry.connection.is_broken() => {}
+                Err(_) => {
+                    self.entries.remove(&key);
+                }
+            }
+        }
+        messages
     }
 
     /// Pings `node`: `Ok(false)` when it cannot be reached or refuses us.

@@ -39,7 +39,8 @@ fn short_host() -> String {
     }
 }
 
-fn new_nodes() -> SqlResult<Nodes> {
+/// A node named after the settings, with no connections yet.
+pub fn new_nodes() -> SqlResult<Nodes> {
     let prefix = guc::node_prefix();
     let local = match guc::node_host() {
         Some(host) => LocalNode::new(&prefix, &host),
@@ -413,7 +414,8 @@ unsafe extern "C-unwind" {
 static mut PREVIOUS_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
 
 /// Installs the hook that drops every connection on `DISCARD ALL` (as a
-/// pooler resets a session). From `_PG_init`.
+/// pooler resets a session) and wakes the worker on `COMMIT PREPARED`.
+/// From `_PG_init`.
 pub fn init() {
     // SAFETY: _PG_init runs once, in the backend's only thread.
     unsafe {
@@ -438,11 +440,17 @@ unsafe extern "C-unwind" fn process_utility(
     qc: *mut pg_sys::QueryCompletion,
 ) {
     // SAFETY: PostgreSQL passes a valid utility statement.
-    let discard_all = unsafe {
+    let (discard_all, commit_prepared) = unsafe {
         let statement = (*pstmt).utilityStmt;
-        !statement.is_null()
-            && (*statement).type_ == pg_sys::NodeTag::T_DiscardStmt
-            && (*statement.cast::<pg_sys::DiscardStmt>()).target == pg_sys::DiscardMode::DISCARD_ALL
+        let is = |tag| !statement.is_null() && (*statement).type_ == tag;
+        (
+            is(pg_sys::NodeTag::T_DiscardStmt)
+                && (*statement.cast::<pg_sys::DiscardStmt>()).target
+                    == pg_sys::DiscardMode::DISCARD_ALL,
+            is(pg_sys::NodeTag::T_TransactionStmt)
+                && (*statement.cast::<pg_sys::TransactionStmt>()).kind
+                    == pg_sys::TransactionStmtKind::TRANS_STMT_COMMIT_PREPARED,
+        )
     };
     // SAFETY: the next hook, or PostgreSQL's own, with the same arguments.
     unsafe {
@@ -472,5 +480,10 @@ unsafe extern "C-unwind" fn process_utility(
     if discard_all {
         // Closing sockets cannot fail, but nothing may unwind into C.
         let _ = std::panic::catch_unwind(discard_all_connections);
+    }
+    if commit_prepared {
+        // A prepared transaction may have queued messages: they are
+        // committed now (whoever prepared it).
+        crate::registry::wake_worker();
     }
 }

@@ -13,7 +13,7 @@ use crate::allow::{holds_fun, Request};
 use crate::backend::{self, waiter};
 use crate::error::{self, SqlError, SqlResult};
 use crate::server::{self, CookieSource, Endpoint};
-use crate::{jsonb, log, requests};
+use crate::{jsonb, log, outbox, requests};
 
 /// Defines the C entry points of V1 functions whose bodies return a
 /// `SqlResult<Datum>`.
@@ -54,6 +54,10 @@ sql_functions! {
     erlang_await, pg_finfo_erlang_await => run_checked(await_request);
     erlang_call_many_json, pg_finfo_erlang_call_many_json => run_checked(call_many);
     erlang_multicall_json, pg_finfo_erlang_multicall_json => run_checked(multicall);
+    erlang_send_on_commit, pg_finfo_erlang_send_on_commit => run_checked(send_on_commit);
+    erlang_cast_on_commit, pg_finfo_erlang_cast_on_commit => run_checked(cast_on_commit);
+    erlang_outbox_retry, pg_finfo_erlang_outbox_retry => run_checked(outbox_retry);
+    erlang_outbox_purge, pg_finfo_erlang_outbox_purge => run_checked(outbox_purge);
 }
 
 /// Runs `body` with PostgreSQL errors and Rust panics inside it reported
@@ -340,6 +344,101 @@ unsafe fn send(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
         )
     })?;
     Ok(Datum::from(true))
+}
+
+/// An optional `key` argument: NULL or a non-empty text.
+unsafe fn key_arg(fcinfo: FunctionCallInfo, n: usize) -> SqlResult<Option<String>> {
+    // SAFETY: argument n is text.
+    match unsafe { pg_getarg::<String>(fcinfo, n) } {
+        Some(key) if key.is_empty() => {
+            Err(SqlError::invalid("key must not be empty; NULL for none"))
+        }
+        key => Ok(key),
+    }
+}
+
+/// `erlang_send_on_commit(node, name, message, key, ack)`: the message's id.
+unsafe fn send_on_commit(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let node = unsafe { text_arg(fcinfo, 0, "node") }?;
+    let endpoint = server::resolve(&node)?;
+    let name = unsafe { text_arg(fcinfo, 1, "name") }?;
+    atom_arg(&name, "name")?;
+    // SAFETY: argument 2 is jsonb.
+    let Some(payload) = (unsafe { pg_getarg_datum(fcinfo, 2) }) else {
+        return Err(SqlError::new(b"22004", "message must not be NULL"));
+    };
+    // SAFETY: a non-null jsonb datum. Read to refuse what is no term.
+    let message = unsafe { jsonb::term_of_datum(payload, "message") }?;
+    endpoint.check(&Request::Send { name: &name }, holds_fun(&message))?;
+    let key = unsafe { key_arg(fcinfo, 3) }?;
+    // SAFETY: argument 4 is boolean.
+    let ack = unsafe { pg_getarg::<bool>(fcinfo, 4) }
+        .ok_or_else(|| SqlError::new(b"22004", "ack must not be NULL"))?;
+    let id = outbox::enqueue(outbox::Message {
+        node: &node,
+        kind: if ack {
+            outbox::Kind::Acked
+        } else {
+            outbox::Kind::Bare
+        },
+        target: name,
+        payload,
+        function: None,
+        key,
+        owner: endpoint.role,
+    })?;
+    Ok(Datum::from(id))
+}
+
+/// `erlang_cast_on_commit(node, module, function, args, key)`: the id.
+unsafe fn cast_on_commit(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let node = unsafe { text_arg(fcinfo, 0, "node") }?;
+    let endpoint = server::resolve(&node)?;
+    let (module, function) = unsafe { module_and_function(fcinfo) }?;
+    // SAFETY: argument 3 is jsonb.
+    let Some(payload) = (unsafe { pg_getarg_datum(fcinfo, 3) }) else {
+        return Err(SqlError::new(b"22004", "args must not be NULL"));
+    };
+    // SAFETY: a non-null jsonb datum.
+    let args = call_args(unsafe { jsonb::term_of_datum(payload, "args") }?)?;
+    let request = Request::Call {
+        module: &module,
+        function: &function,
+        arity: args.len(),
+    };
+    endpoint.check(&request, args.iter().any(holds_fun))?;
+    let key = unsafe { key_arg(fcinfo, 4) }?;
+    let id = outbox::enqueue(outbox::Message {
+        node: &node,
+        kind: outbox::Kind::Cast,
+        target: format!("{module}:{function}"),
+        payload,
+        function: Some((module, function)),
+        key,
+        owner: endpoint.role,
+    })?;
+    Ok(Datum::from(id))
+}
+
+/// `erlang_outbox_retry(id)`.
+unsafe fn outbox_retry(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    // SAFETY: argument 0 is bigint.
+    let id = unsafe { pg_getarg::<i64>(fcinfo, 0) }
+        .ok_or_else(|| SqlError::new(b"22004", "id must not be NULL"))?;
+    let role = server::current_role();
+    let retried = outbox::retry(id, role, server::full_access(role))?;
+    Ok(Datum::from(retried))
+}
+
+/// `erlang_outbox_purge(older_than)`.
+unsafe fn outbox_purge(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    // SAFETY: argument 0 is interval.
+    let Some(older_than) = (unsafe { pg_getarg_datum(fcinfo, 0) }) else {
+        return Err(SqlError::new(b"22004", "older_than must not be NULL"));
+    };
+    let role = server::current_role();
+    let purged = outbox::purge(older_than, role, server::full_access(role))?;
+    Ok(Datum::from(purged))
 }
 
 /// A call's arguments and what the allow-list sees of it: `module:function`

@@ -22,6 +22,13 @@ static NODE_PREFIX: GucSetting<Option<CString>> =
 static NODE_HOST: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static MAX_CONNECTIONS: GucSetting<i32> = GucSetting::<i32>::new(64);
 static MAX_IN_FLIGHT: GucSetting<i32> = GucSetting::<i32>::new(1000);
+static DATABASES: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"postgres"));
+static KEY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(3600);
+static MAX_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(20);
+static RETRY_DELAY: GucSetting<i32> = GucSetting::<i32>::new(1_000);
+static RETRY_MAX_DELAY: GucSetting<i32> = GucSetting::<i32>::new(600_000);
+static DELIVERY_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 
 /// Registers every setting. Called once, from `_PG_init`.
 pub fn init() {
@@ -93,6 +100,7 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    delivery_settings();
     // SAFETY: called from _PG_init, in the backend's only thread.
     #[cfg(not(feature = "pg14"))]
     unsafe {
@@ -103,6 +111,103 @@ pub fn init() {
     unsafe {
         pg_sys::EmitWarningsOnPlaceholders(c"erlang_cnode".as_ptr())
     };
+}
+
+/// The background worker's settings (docs/delivery.md): read again on
+/// a reload (`SIGHUP`).
+fn delivery_settings() {
+    GucRegistry::define_string_guc(
+        c"erlang_cnode.databases",
+        c"The databases whose messages queued at commit a background worker delivers.",
+        c"A comma-separated list; each needs the extension. Only used when erlang_cnode is \
+          in shared_preload_libraries.",
+        &DATABASES,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"erlang_cnode.key_retention",
+        c"How long a delivered message is kept: its key stays taken, and erlang_outbox shows it.",
+        c"",
+        &KEY_RETENTION,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"erlang_cnode.max_attempts",
+        c"How often a message is tried before it is dead.",
+        c"",
+        &MAX_ATTEMPTS,
+        1,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"erlang_cnode.retry_delay",
+        c"How long after its first failed attempt a message is tried again; doubled each time.",
+        c"",
+        &RETRY_DELAY,
+        1,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"erlang_cnode.retry_max_delay",
+        c"The longest wait between two attempts at a message.",
+        c"",
+        &RETRY_MAX_DELAY,
+        1,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"erlang_cnode.delivery_timeout",
+        c"How long the worker waits for acknowledgements and casts before it counts a failed attempt.",
+        c"",
+        &DELIVERY_TIMEOUT,
+        1,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+}
+
+/// `erlang_cnode.databases`, as names.
+pub fn databases() -> Vec<String> {
+    text(&DATABASES)
+        .unwrap_or_default()
+        .split(',')
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+/// `erlang_cnode.key_retention`.
+pub fn key_retention() -> Duration {
+    Duration::from_secs(KEY_RETENTION.get().max(0) as u64)
+}
+
+/// `erlang_cnode.max_attempts`.
+pub fn max_attempts() -> i32 {
+    MAX_ATTEMPTS.get().max(1)
+}
+
+/// `erlang_cnode.retry_delay` and `erlang_cnode.retry_max_delay`.
+pub fn retry_delays() -> (Duration, Duration) {
+    (
+        Duration::from_millis(RETRY_DELAY.get().max(1) as u64),
+        Duration::from_millis(RETRY_MAX_DELAY.get().max(1) as u64),
+    )
+}
+
+/// `erlang_cnode.delivery_timeout`.
+pub fn delivery_timeout() -> Duration {
+    Duration::from_millis(DELIVERY_TIMEOUT.get().max(1) as u64)
 }
 
 fn text(setting: &GucSetting<Option<CString>>) -> Option<String> {

@@ -7,29 +7,43 @@
 
 mod allow;
 mod backend;
+mod courier;
 mod error;
 mod functions;
 mod guc;
 mod jsonb;
 mod latch;
 mod log;
+mod outbox;
+mod registry;
 mod requests;
 mod server;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
+mod worker;
 
 ::pgrx::pg_module_magic!(name, version);
 
 // The functions, their grants and the role, written out as SQL.
 ::pgrx::extension_sql_file!("../sql/functions.sql", name = "functions", finalize);
+// Delivery at commit: the queue, its view and functions.
+::pgrx::extension_sql_file!(
+    "../sql/outbox.sql",
+    name = "outbox",
+    requires = ["functions"]
+);
 
-/// Registers the settings, the log hook and the `DISCARD ALL` hook when the
-/// library loads.
+/// Registers the settings, the log hook, the `DISCARD ALL` hook and the
+/// commit callback when the library loads; under `shared_preload_libraries`
+/// also the workers' shared memory and their launcher.
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::init();
     log::init();
     backend::init();
+    outbox::init();
+    registry::init();
+    worker::init();
 }
 
 /// Required by `cargo pgrx test`.

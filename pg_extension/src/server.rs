@@ -446,7 +446,12 @@ pub fn current_role() -> pg_sys::Oid {
 /// Resolves a `node` argument: a node name (`name@host`, full access
 /// only) or a server name.
 pub fn resolve(text: &str) -> SqlResult<Endpoint> {
-    let role = current_role();
+    resolve_as(text, current_role())
+}
+
+/// [`resolve`] for `role` (the background worker delivers as the role
+/// that queued a message).
+pub fn resolve_as(text: &str, role: pg_sys::Oid) -> SqlResult<Endpoint> {
     let privileged = full_access(role);
     if text.contains('@') {
         if !privileged {

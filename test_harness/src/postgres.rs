@@ -57,6 +57,7 @@ fn quote_ident(name: &str) -> String {
 pub struct PgCluster {
     dir: PathBuf,
     port: u16,
+    home: Option<String>,
 }
 
 impl PgCluster {
@@ -78,25 +79,60 @@ impl PgCluster {
         let cluster = PgCluster {
             dir,
             port: free_port(),
+            home: vars
+                .iter()
+                .find(|(key, _)| *key == "HOME")
+                .map(|(_, dir)| (*dir).to_owned()),
         };
+        cluster.start_server(vars);
+        cluster
+    }
+
+    /// Adds `settings` (lines of `postgresql.conf`) to the cluster's
+    /// configuration; they take effect at the next start or reload.
+    pub fn configure(&self, settings: &str) {
+        let path = self.dir.join("data/postgresql.conf");
+        let mut conf = fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+        writeln!(conf, "{settings}").expect("postgresql.conf is writable");
+    }
+
+    /// Stops the server (`immediate`: as a crash does, with no shutdown
+    /// checkpoint) and starts it again, waiting until it accepts
+    /// connections.
+    pub fn restart(&self, immediate: bool) {
+        let mut stop = self.script("stop-postgres");
+        if immediate {
+            stop.arg("--immediate");
+        }
+        let out = stop.output().expect("bin/stop-postgres runs");
+        assert!(
+            out.status.success(),
+            "stop-postgres failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.start_server(&[]);
+    }
+
+    fn start_server(&self, vars: &[(&str, &str)]) {
         // HOME is reset for the server by runuser: the script sets it.
-        let home = vars.iter().find(|(key, _)| *key == "HOME");
-        let out = cluster
+        let out = self
             .script("start-postgres")
-            .args(home.map(|(_, dir)| format!("--home={dir}")))
+            .args(self.home.as_ref().map(|dir| format!("--home={dir}")))
             .envs(vars.iter().copied().filter(|(key, _)| *key != "HOME"))
             .output()
             .expect("bin/start-postgres runs");
         assert!(
             out.status.success(),
             "start-postgres --dir {} --port {} failed ({}):\n{}{}",
-            cluster.dir.display(),
-            cluster.port,
+            self.dir.display(),
+            self.port,
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
         );
-        cluster
     }
 
     /// The port, which names the socket file in [`socket_dir`](Self::socket_dir).

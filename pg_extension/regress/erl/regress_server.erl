@@ -6,6 +6,7 @@
 -export([start/0, record/1]).
 -export([echo_after/2, concurrent/1, reset_concurrency/0, max_concurrent/0,
          sleepers/0, slow_if/2, spam/1, nest/1]).
+-export([receiver/2, received/1, tally/2, tallied/1, fail_unless/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 start() ->
@@ -67,6 +68,46 @@ spam(N) ->
     {parent, Parent} = process_info(self(), parent),
     [Parent ! {stray, I} || I <- lists:seq(1, N)],
     N.
+
+%% Delivery at commit. receiver(Name, Ack) registers a process that keeps
+%% every message it is sent, in order: deliveries by id (acknowledged when
+%% Ack is true), anything else as it came; received(Name) lists them.
+receiver(Name, Ack) ->
+    Pid = spawn(fun() -> receive_loop(Ack, []) end),
+    true = register(binary_to_atom(Name), Pid),
+    ok.
+
+receive_loop(Ack, Seen) ->
+    receive
+        {'$erlang_cnode_delivery', Id, Message, AckTo} ->
+            Ack andalso (AckTo ! {'$erlang_cnode_ack', Id}),
+            receive_loop(Ack, [#{id => Id, message => Message} | Seen]);
+        {seen, From} ->
+            From ! {seen, lists:reverse(Seen)},
+            receive_loop(Ack, Seen);
+        Other ->
+            receive_loop(Ack, [#{bare => Other} | Seen])
+    end.
+
+received(Name) ->
+    binary_to_atom(Name) ! {seen, self()},
+    receive {seen, Seen} -> Seen after 5000 -> timeout end.
+
+%% A cast's target: counts its calls under a key (an ETS table of the
+%% server's), in order.
+tally(Key, Value) ->
+    ets:insert(regress_concurrency, {{tally, erlang:unique_integer([monotonic])}, Key, Value}),
+    ok.
+
+tallied(Key) ->
+    [V || {_, V} <- lists:sort([{N, V} || {{tally, N}, K, V} <- ets:tab2list(regress_concurrency), K =:= Key])].
+
+%% Raises until the file Path exists (a cast that fails, then works).
+fail_unless(Path, Value) ->
+    case filelib:is_file(Path) of
+        true -> tally(Path, Value);
+        false -> error({not_yet, Value})
+    end.
 
 %% Called by erlang_cast: proves the cast really ran.
 record(Term) ->

@@ -1,0 +1,477 @@
+//! Delivery of queued messages, and the wire protocol any process can
+//! implement to receive them exactly once:
+//!
+//! - an acknowledged message goes out as
+//!   `{'$erlang_cnode_delivery', Id, Message, AckTo}` to a registered name;
+//!   it counts as delivered when `{'$erlang_cnode_ack', Id}` comes back to
+//!   `AckTo`, and is sent again (same `Id`) until then;
+//! - a bare message is the message itself, sent once;
+//! - a cast runs `Module:Function(Args…)` and counts as delivered when it
+//!   returned normally.
+//!
+//! A [`Courier`] keeps any number of parcels in flight on the connections
+//! of one [`Nodes`], and settles each as its acknowledgement or result
+//! comes, or its time runs out: a receiver that never answers holds up
+//! nobody else. Parcels for one destination go out in the order they are
+//! dispatched; acknowledged ones are pipelined, casts to one function run
+//! one after another, so that they also run in that order.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use erlang_cnode_codec::Term;
+
+use crate::nodes::{Nodes, Target};
+use crate::outcome::Outcome;
+use crate::pending::CallId;
+use crate::wait::Wait;
+use crate::NodeName;
+
+/// The tag of a delivery envelope.
+pub const DELIVERY_TAG: &str = "$erlang_cnode_delivery";
+/// The tag of an acknowledgement.
+pub const ACK_TAG: &str = "$erlang_cnode_ack";
+
+/// What one queued message asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parcel {
+    /// `message` to the process registered as `name`, in the acknowledged
+    /// envelope.
+    Acked {
+        /// The registered name.
+        name: String,
+        /// The message.
+        message: Term<'static>,
+    },
+    /// `message` to the process registered as `name`, once.
+    Bare {
+        /// The registered name.
+        name: String,
+        /// The message.
+        message: Term<'static>,
+    },
+    /// `module:function(args…)`.
+    Cast {
+        /// The module.
+        module: String,
+        /// The function.
+        function: String,
+        /// Its arguments.
+        args: Vec<Term<'static>>,
+    },
+}
+
+/// What became of one parcel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    /// Acknowledged, sent (bare), or returned normally (cast).
+    Delivered,
+    /// Tried and failed, with why; to be tried again later.
+    Failed(String),
+    /// Not tried: an earlier cast to its function failed.
+    Held,
+}
+
+/// The acknowledgement `{'$erlang_cnode_ack', Id}` as an id, if it is one.
+pub fn ack_id(message: &Term<'_>) -> Option<i64> {
+    match message {
+        Term::Tuple(items) => match items.as_slice() {
+            [Term::Atom(tag), Term::Int(id)] if tag == ACK_TAG => Some(*id),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The envelope of an acknowledged message.
+pub fn envelope<'a>(id: i64, message: Term<'a>, ack_to: Term<'a>) -> Term<'a> {
+    Term::Tuple(vec![
+        Term::atom(DELIVERY_TAG),
+        Term::Int(id),
+        message,
+        ack_to,
+    ])
+}
+
+/// What a parcel in flight waits for.
+enum Awaiting {
+    Ack,
+    Call(CallId),
+}
+
+struct Flight {
+    node: NodeName,
+    generation: u64,
+    deadline: Instant,
+    awaiting: Awaiting,
+}
+
+/// A cast waiting for the one before it to the same function.
+struct Queued {
+    id: i64,
+    module: String,
+    function: String,
+    args: Vec<Term<'static>>,
+    cookie: String,
+    timeout: Duration,
+}
+
+/// Parcels in flight on the connections of one node.
+pub struct Courier {
+    nodes: Nodes,
+    flights: BTreeMap<i64, Flight>,
+    /// Per node and function: the cast running, and those waiting for it.
+    casts: BTreeMap<(String, String), (Option<i64>, VecDeque<Queued>)>,
+    settled: Vec<(i64, Fate)>,
+}
+
+impl std::fmt::Debug for Courier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Courier")
+            .field("nodes", &self.nodes)
+            .field("in_flight", &self.flights.len())
+            .finish()
+    }
+}
+
+impl Courier {
+    /// A courier delivering through `nodes`.
+    pub fn new(nodes: Nodes) -> Courier {
+        Courier {
+            nodes,
+            flights: BTreeMap::new(),
+            casts: BTreeMap::new(),
+            settled: Vec::new(),
+        }
+    }
+
+    /// The node and its connections.
+    pub fn nodes(&mut self) -> &mut Nodes {
+        &mut self.nodes
+    }
+
+    /// The ids of the parcels dispatched and not yet settled.
+    pub fn in_flight(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self.flights.keys().copied().collect();
+        for (_, waiting) in self.casts.values() {
+            ids.extend(waiting.iter().map(|q| q.id));
+        }
+        ids
+    }
+
+    /// Sends parcel `id` to `target` (or queues a cast behind the one
+    /// running for its function); its fate comes from [`Courier::collect`].
+    /// `timeout` bounds the wait for its acknowledgement or result.
+    pub fn dispatch(
+        &mut self,
+        target: &Target<'_>,
+        id: i64,
+        parcel: Parcel,
+        timeout: Duration,
+        waiter: &mut dyn Wait,
+    ) {
+        let deadline = Instant::now() + timeout;
+        let node = target.node.clone();
+        match parcel {
+            Parcel::Acked { name, message } => {
+                let sent = self.nodes.request(
+                    target,
+                    waiter,
+                    deadline,
+                    |c, _, w| {
+                        let wrapped = envelope(id, message, c.own_pid());
+                        c.send_to(&Term::atom(name), &wrapped, w, deadline)
+                    },
+                    |_| false,
+                );
+                match sent {
+                    Ok(()) => {
+                        let generation = self.nodes.generation_of(&node).unwrap_or(0);
+                        self.flights.insert(
+                            id,
+                            Flight {
+                                node,
+                                generation,
+                                deadline,
+                                awaiting: Awaiting::Ack,
+                            },
+                        );
+                    }
+                    Err(e) => self.settled.push((id, Fate::Failed(e.to_string()))),
+                }
+            }
+            Parcel::Bare { name, message } => {
+                let sent = self
+                    .nodes
+                    .send(target, &Term::atom(name), &message, waiter, deadline);
+                let fate = match sent {
+                    Ok(()) => Fate::Delivered,
+                    Err(e) => Fate::Failed(e.to_string()),
+                };
+                self.settled.push((id, fate));
+            }
+            Parcel::Cast {
+                module,
+                function,
+                args,
+            } => {
+                let cookie = match (target.cookie)() {
+                    Ok(cookie) => cookie,
+                    Err(e) => {
+                        self.settled.push((id, Fate::Failed(e.to_string())));
+                        return;
+                    }
+                };
+                let key = (node.to_string(), format!("{module}:{function}"));
+                let queued = Queued {
+                    id,
+                    module,
+                    function,
+                    args,
+                    cookie,
+                    timeout,
+                };
+                let slot = self.casts.entry(key.clone()).or_default();
+                slot.1.push_back(queued);
+                if slot.0.is_none() {
+                    self.start_next_cast(&node, &key, waiter);
+                }
+            }
+        }
+    }
+
+    /// Starts the next cast waiting for `key`'s function, if any.
+    fn start_next_cast(&mut self, node: &NodeName, key: &(String, String), waiter: &mut dyn Wait) {
+        loop {
+            let Some(slot) = self.casts.get_mut(key) else {
+                return;
+            };
+            let Some(next) = slot.1.pop_front() else {
+                self.casts.remove(key);
+                return;
+            };
+            let cookie = next.cookie.clone();
+            let cookie = move || Ok(cookie.clone());
+            let target = Target {
+                node,
+                cookie: &cookie,
+            };
+            let deadline = Instant::now() + next.timeout;
+            let started = self.nodes.start_call(
+                &target,
+                &next.module,
+                &next.function,
+                next.args,
+                false,
+                waiter,
+                deadline,
+            );
+            match started {
+                Ok((call, generation)) => {
+                    self.flights.insert(
+                        next.id,
+                        Flight {
+                            node: node.clone(),
+                            generation,
+                            deadline,
+                            awaiting: Awaiting::Call(call),
+                        },
+                    );
+                    if let Some(slot) = self.casts.get_mut(key) {
+                        slot.0 = Some(next.id);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    // This one failed: those after it wait for its retry.
+                    self.settled.push((next.id, Fate::Failed(e.to_string())));
+                    self.hold_casts(key);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Gives back, not tried, the casts waiting behind one that failed.
+    fn hold_casts(&mut self, key: &(String, String)) {
+        if let Some((_, waiting)) = self.casts.remove(key) {
+            self.settled
+                .extend(waiting.into_iter().map(|q| (q.id, Fate::Held)));
+        }
+    }
+
+    /// Waits until something arrives for a parcel in flight, a deadline
+    /// passes, the waiter wakes (its latch), or `until`; then reads what
+    /// came: the parcels settled since the last call, each once.
+    pub fn collect(&mut self, waiter: &mut dyn Wait, until: Instant) -> Vec<(i64, Fate)> {
+        if self.settled.is_empty() && !self.flights.is_empty() {
+            let first_deadline = self.flights.values().map(|f| f.deadline).min();
+            let until = first_deadline.map_or(until, |d| d.min(until));
+            let nodes: Vec<NodeName> = {
+                let mut nodes: Vec<NodeName> =
+                    self.flights.values().map(|f| f.node.clone()).collect();
+                nodes.sort_by_key(|n| n.to_string());
+                nodes.dedup_by_key(|n| n.to_string());
+                nodes
+            };
+            for (node, received) in self.nodes.read_any(&nodes, waiter, until) {
+                self.take_message(&node, &received);
+            }
+        }
+        self.settle_calls(waiter);
+        self.expire(waiter);
+        std::mem::take(&mut self.settled)
+    }
+
+    /// An acknowledgement for a parcel in flight on `node` settles it.
+    fn take_message(&mut self, node: &NodeName, received: &crate::Received) {
+        if !received.control.is_send() {
+            return;
+        }
+        let Some(id) = received.payload.as_ref().and_then(ack_id) else {
+            return;
+        };
+        let ours = self
+            .flights
+            .get(&id)
+            .is_some_and(|f| matches!(f.awaiting, Awaiting::Ack) && f.node == *node);
+        if ours {
+            self.flights.remove(&id);
+            self.settled.push((id, Fate::Delivered));
+        }
+    }
+
+    /// Settles the casts that ended, and those whose connection is gone.
+    fn settle_calls(&mut self, waiter: &mut dyn Wait) {
+        let ended: Vec<i64> = self
+            .flights
+            .iter()
+            .filter(|(_, f)| match &f.awaiting {
+                Awaiting::Call(call) => {
+                    !self.nodes.is_live(&f.node, f.generation)
+                        || self.nodes.call_ended(&f.node, call)
+                }
+                Awaiting::Ack => !self.nodes.is_live(&f.node, f.generation),
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ended {
+            let flight = self.flights.remove(&id).expect("listed above");
+            let fate = match &flight.awaiting {
+                Awaiting::Ack => Fate::Failed(format!(
+                    "the connection to node {} was lost before the acknowledgement",
+                    flight.node
+                )),
+                Awaiting::Call(call) => {
+                    let outcome = self.nodes.finish_call(
+                        &flight.node,
+                        call,
+                        flight.generation,
+                        waiter,
+                        Instant::now(),
+                    );
+                    match outcome {
+                        Ok(Outcome::Return(_)) => Fate::Delivered,
+                        Ok(outcome) => Fate::Failed(describe(&outcome)),
+                        Err(e) => Fate::Failed(e.to_string()),
+                    }
+                }
+            };
+            self.after_cast(&flight, id, fate, waiter);
+        }
+    }
+
+    /// Records a parcel's fate; for a cast, starts the next one to its
+    /// function, or holds them all back if this one failed.
+    fn after_cast(&mut self, flight: &Flight, id: i64, fate: Fate, waiter: &mut dyn Wait) {
+        let is_cast = matches!(flight.awaiting, Awaiting::Call(_));
+        let failed = fate != Fate::Delivered;
+        self.settled.push((id, fate));
+        if !is_cast {
+            return;
+        }
+        let key = self
+            .casts
+            .iter()
+            .find(|(_, (running, _))| *running == Some(id))
+            .map(|(key, _)| key.clone());
+        let Some(key) = key else { return };
+        if let Some(slot) = self.casts.get_mut(&key) {
+            slot.0 = None;
+        }
+        if failed {
+            self.hold_casts(&key);
+        } else {
+            self.start_next_cast(&flight.node, &key, waiter);
+        }
+    }
+
+    /// Fails the parcels whose time is up (a cast's process is killed).
+    fn expire(&mut self, waiter: &mut dyn Wait) {
+        let now = Instant::now();
+        let late: Vec<i64> = self
+            .flights
+            .iter()
+            .filter(|(_, f)| f.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            let flight = self.flights.remove(&id).expect("listed above");
+            let why = match &flight.awaiting {
+                Awaiting::Ack => format!(
+                    "no acknowledgement from node {} in time (erlang_cnode.delivery_timeout)",
+                    flight.node
+                ),
+                Awaiting::Call(call) => {
+                    self.nodes
+                        .abandon_call(&flight.node, call, flight.generation);
+                    format!(
+                        "the cast did not return in time on node {} (erlang_cnode.delivery_timeout)",
+                        flight.node
+                    )
+                }
+            };
+            self.after_cast(&flight, id, Fate::Failed(why), waiter);
+        }
+    }
+}
+
+/// An exception as the outbox shows it: `class: reason`.
+fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Return(_) => "returned".into(),
+        Outcome::Exception { class, reason, .. } => {
+            let reason = erlang_cnode_codec::text::to_erlang_text(reason, 4096);
+            format!("{}: {reason}", class.as_str())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ack_is_a_two_tuple_with_the_tag_and_an_integer() {
+        let ack = Term::Tuple(vec![Term::atom(ACK_TAG), Term::Int(7)]);
+        assert_eq!(ack_id(&ack), Some(7));
+        let other = Term::Tuple(vec![Term::atom("ack"), Term::Int(7)]);
+        assert_eq!(ack_id(&other), None);
+        let long = Term::Tuple(vec![Term::atom(ACK_TAG), Term::Int(7), Term::Int(8)]);
+        assert_eq!(ack_id(&long), None);
+    }
+
+    #[test]
+    fn the_envelope_carries_tag_id_message_and_reply_address() {
+        let wrapped = envelope(42, Term::atom("hi"), Term::atom("me"));
+        assert_eq!(
+            wrapped,
+            Term::Tuple(vec![
+                Term::atom(DELIVERY_TAG),
+                Term::Int(42),
+                Term::atom("hi"),
+                Term::atom("me")
+            ])
+        );
+    }
+}
