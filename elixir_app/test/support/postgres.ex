@@ -45,6 +45,17 @@ defmodule ErlangCnode.Test.Postgres do
     cluster
   end
 
+  @doc "Adds `settings` (lines of postgresql.conf); they apply from the next start or reload."
+  def configure!(%__MODULE__{dir: dir}, settings) do
+    File.write!(Path.join([dir, "data", "postgresql.conf"]), settings <> "\n", [:append])
+  end
+
+  @doc "Stops the server (`:immediate`: as a crash does) and starts it again."
+  def restart!(%__MODULE__{} = cluster, mode \\ :fast) do
+    script!(cluster, "stop-postgres", if(mode == :immediate, do: ["--immediate"], else: []))
+    script!(cluster, "start-postgres", ["--tcp"])
+  end
+
   def stop(%__MODULE__{} = cluster) do
     script(cluster, "stop-postgres", [])
     File.rm_rf(cluster.dir)
