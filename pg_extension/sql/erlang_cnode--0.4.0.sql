@@ -7,7 +7,7 @@ The ordering of items is not stable, it is driven by a dependency graph.
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- pg_extension/src/functions.rs:883
+-- pg_extension/src/functions.rs:889
 -- erlang_cnode::functions::erlang_connections
 CREATE  FUNCTION "erlang_connections"() RETURNS TABLE (
 	"node" TEXT,  /* String */
@@ -161,12 +161,6 @@ GRANT EXECUTE ON FUNCTION
     erlang_cast_on_commit(text, text, text, jsonb, text),
     erlang_outbox_retry(bigint), erlang_outbox_purge(interval)
 TO PUBLIC;
-
--- Part of the data a dump must keep (the ids are idempotency keys).
-SELECT pg_catalog.pg_extension_config_dump('erlang_outbox_queue', '');
-SELECT pg_catalog.pg_extension_config_dump('erlang_outbox_commits', '');
-SELECT pg_catalog.pg_extension_config_dump('erlang_outbox_commit_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('erlang_outbox_queue_id_seq', '');
 
 
 -- pg_extension/src/lib.rs:28

@@ -132,9 +132,3 @@ GRANT EXECUTE ON FUNCTION
     erlang_cast_on_commit(text, text, text, jsonb, text),
     erlang_outbox_retry(bigint), erlang_outbox_purge(interval)
 TO PUBLIC;
-
--- Part of the data a dump must keep (the ids are idempotency keys).
-SELECT pg_catalog.pg_extension_config_dump('erlang_outbox_queue', '');
-SELECT pg_catalog.pg_extension_config_dump('erlang_outbox_commits', '');
-SELECT pg_catalog.pg_extension_config_dump('erlang_outbox_commit_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('erlang_outbox_queue_id_seq', '');

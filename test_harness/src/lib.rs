@@ -81,8 +81,19 @@ impl ErlNode {
     /// Kills the node and starts it again under the same name and cookie,
     /// as an operator restarting a service would.
     pub fn restart(&mut self) {
+        self.restart_with(&[]);
+    }
+
+    /// [`ErlNode::restart`], running `extra` (as [`ErlNode::start`] takes
+    /// them) in the new node.
+    pub fn restart_with(&mut self, extra: &[&str]) {
         self.kill();
-        let fresh = Self::start_as(self.alive.clone(), self.cookie.clone(), self.long_host, &[]);
+        let fresh = Self::start_as(
+            self.alive.clone(),
+            self.cookie.clone(),
+            self.long_host,
+            extra,
+        );
         // The old process is already reaped; dropping it again is harmless.
         *self = fresh;
     }

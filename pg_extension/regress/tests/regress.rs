@@ -287,6 +287,11 @@ fn many_in_flight() {
     check("async");
 }
 
+#[test]
+fn outbox_without_worker() {
+    check("outbox");
+}
+
 /// `pg_cancel_backend` from another session stops a call at once. How fast
 /// is measured by the benchmark, not asserted here.
 #[test]

@@ -1,0 +1,538 @@
+//! Delivery at commit against a cluster with the library preloaded (its
+//! launcher and a worker for `postgres` running) and real `erl` receivers
+//! (`regress_server:receiver/2` acknowledges like `ErlangCnode.Inbox`).
+//! What a message became is polled from `erlang_outbox`, up to a deadline
+//! that fails loudly; nothing here measures time.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use erlang_cnode_test_harness::{ErlNode, PgCluster};
+
+fn here() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn beam_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir =
+            std::env::temp_dir().join(format!("erlang_cnode_delivery_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = Command::new("erlc")
+            .arg("-o")
+            .arg(&dir)
+            .arg(here().join("erl/regress_server.erl"))
+            .status()
+            .expect("erlc runs");
+        assert!(status.success(), "erlc failed");
+        dir
+    })
+}
+
+/// `erl` arguments for a node with `regress_server` and receivers
+/// `orders` (acknowledging) and `mute` (never acknowledging).
+fn receiver_args() -> Vec<String> {
+    vec![
+        "-pa".into(),
+        beam_dir().to_str().unwrap().into(),
+        "-eval".into(),
+        "ok = regress_server:start(), ok = regress_server:receiver(<<\"orders\">>, true), \
+         ok = regress_server:receiver(<<\"mute\">>, false)"
+            .into(),
+    ]
+}
+
+fn receiver() -> ErlNode {
+    let args = receiver_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ErlNode::start("receiver", &args)
+}
+
+const SETTINGS: &str = "shared_preload_libraries = 'erlang_cnode'
+erlang_cnode.retry_delay = 100
+erlang_cnode.retry_max_delay = 400
+erlang_cnode.delivery_timeout = 1000
+erlang_cnode.max_attempts = 3
+max_prepared_transactions = 4";
+
+/// A cluster of its own with the library preloaded, the extension in
+/// `postgres`, and its worker running.
+fn preloaded() -> PgCluster {
+    let cluster = PgCluster::start();
+    cluster.configure(SETTINGS);
+    cluster.restart(false);
+    sql(&cluster, "postgres", "CREATE EXTENSION erlang_cnode;");
+    wait_for(&cluster, "postgres", "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'erlang_cnode worker' AND datname = 'postgres'", "1");
+    cluster
+}
+
+/// Runs `script` in `db`, failing on any error; its output (unaligned,
+/// tuples only).
+fn sql(cluster: &PgCluster, db: &str, script: &str) -> String {
+    let out = cluster.psql(
+        db,
+        &format!("\\pset format unaligned\n\\pset tuples_only on\n{script}"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "{script}\n{stderr}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Runs `script` in `db`, which must fail: its error output.
+fn sql_error(cluster: &PgCluster, db: &str, script: &str) -> String {
+    let out = cluster.psql(db, &format!("\\set VERBOSITY verbose\n{script}"));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(stderr.contains("ERROR"), "{script} did not fail");
+    stderr
+}
+
+/// Polls `query` until it gives `expected` (for 30 s at most).
+fn wait_for(cluster: &PgCluster, db: &str, query: &str, expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = sql(cluster, db, query);
+        if got == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{query} still gives {got:?}, not {expected:?}, after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A server `name` for `node`, with its cookie for everyone.
+fn server(cluster: &PgCluster, name: &str, node: &ErlNode) {
+    sql(
+        cluster,
+        "postgres",
+        &format!(
+            "CREATE SERVER {name} FOREIGN DATA WRAPPER erlang_cnode OPTIONS (node '{}');\n\
+             CREATE USER MAPPING FOR PUBLIC SERVER {name} OPTIONS (cookie '{}');",
+            node.name, node.cookie
+        ),
+    );
+}
+
+/// What receiver `name` on `server` got, as `regress_server:received/1`
+/// gives it (JSON text).
+fn received(cluster: &PgCluster, server: &str, name: &str) -> String {
+    sql(
+        cluster,
+        "postgres",
+        &format!(
+            "SELECT erlang_call('{server}', 'regress_server', 'received', \
+             jsonb_build_array(jsonb_build_object('$binary', encode('{name}', 'base64'))))"
+        ),
+    )
+}
+
+/// The messages a receiver got, in order: the `n` of each `{"n": N}`
+/// delivered, or `bare:N` for a bare one.
+fn received_numbers(cluster: &PgCluster, server: &str, name: &str) -> Vec<String> {
+    let json = received(cluster, server, name);
+    let value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    value
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|entry| {
+            let pairs = entry["$map"].as_array().expect("a map");
+            let get = |key: &str| {
+                pairs
+                    .iter()
+                    .find(|p| p[0]["$atom"] == key)
+                    .map(|p| p[1].clone())
+            };
+            match (get("message"), get("bare")) {
+                (Some(message), _) => message["n"].to_string(),
+                (None, Some(bare)) => format!("bare:{}", bare["n"]),
+                _ => panic!("unexpected entry {entry}"),
+            }
+        })
+        .collect()
+}
+
+/// Waits until nothing for `server` is pending.
+fn settle(cluster: &PgCluster, server: &str) {
+    let pending =
+        format!("SELECT count(*) FROM erlang_outbox WHERE node = '{server}' AND state = 'pending'");
+    wait_for(cluster, "postgres", &pending, "0");
+}
+
+#[test]
+fn only_what_commits_is_delivered_once_in_order() {
+    let cluster = preloaded();
+    let node = receiver();
+    server(&cluster, "commits", &node);
+    let send =
+        |n: i32| format!("SELECT erlang_send_on_commit('commits', 'orders', '{{\"n\": {n}}}');");
+    sql(
+        &cluster,
+        "postgres",
+        &format!(
+            "{one}\n\
+             BEGIN; {two} ROLLBACK;\n\
+             BEGIN; {three} SAVEPOINT s; {four} ROLLBACK TO s; {five} COMMIT;\n\
+             BEGIN; {six} PREPARE TRANSACTION 'delivery_commit';\n\
+             BEGIN; {seven} PREPARE TRANSACTION 'delivery_rollback';\n\
+             ROLLBACK PREPARED 'delivery_rollback';\n\
+             COMMIT PREPARED 'delivery_commit';\n\
+             SELECT erlang_send_on_commit('commits', 'orders', '{{\"n\": 8}}', ack => false);\n",
+            one = send(1),
+            two = send(2),
+            three = send(3),
+            four = send(4),
+            five = send(5),
+            six = send(6),
+            seven = send(7),
+        ),
+    );
+    // An aborted transaction delivers nothing either.
+    sql_error(
+        &cluster,
+        "postgres",
+        &format!("BEGIN; {} SELECT 1/0; COMMIT;", send(9)),
+    );
+    settle(&cluster, "commits");
+    assert_eq!(
+        received_numbers(&cluster, "commits", "orders"),
+        ["1", "3", "5", "6", "bare:8"]
+    );
+    assert_eq!(
+        sql(
+            &cluster,
+            "postgres",
+            "SELECT state, count(*) FROM erlang_outbox WHERE node = 'commits' GROUP BY 1"
+        ),
+        "delivered|5"
+    );
+}
+
+#[test]
+fn messages_are_delivered_in_commit_order_after_the_node_comes_back() {
+    let cluster = preloaded();
+    let mut node = receiver();
+    server(&cluster, "ordered", &node);
+    sql(
+        &cluster,
+        "postgres",
+        "ALTER SYSTEM SET erlang_cnode.max_attempts = 1000; SELECT pg_reload_conf();",
+    );
+    wait_for(
+        &cluster,
+        "postgres",
+        "SHOW erlang_cnode.max_attempts",
+        "1000",
+    );
+    node.kill();
+    // A transaction that queues 1 first but commits last: it waits for an
+    // advisory lock that a prepared transaction holds.
+    sql(
+        &cluster,
+        "postgres",
+        "BEGIN; SELECT pg_advisory_xact_lock(4242); PREPARE TRANSACTION 'delivery_lock';",
+    );
+    let slow = std::thread::scope(|scope| {
+        let slow = scope.spawn(|| {
+            sql(
+                &cluster,
+                "postgres",
+                "BEGIN; SELECT erlang_send_on_commit('ordered', 'orders', '{\"n\": 1}');\n\
+                 SELECT pg_advisory_xact_lock(4242); COMMIT;",
+            )
+        });
+        wait_for(
+            &cluster,
+            "postgres",
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+            "1",
+        );
+        sql(
+            &cluster,
+            "postgres",
+            "SELECT erlang_send_on_commit('ordered', 'orders', '{\"n\": 2}');\n\
+             BEGIN; SELECT erlang_send_on_commit('ordered', 'orders', '{\"n\": 3}');\n\
+                    SELECT erlang_send_on_commit('ordered', 'orders', '{\"n\": 4}'); COMMIT;\n\
+             COMMIT PREPARED 'delivery_lock';",
+        );
+        slow.join().expect("the slow transaction")
+    });
+    assert!(!slow.is_empty());
+    sql(
+        &cluster,
+        "postgres",
+        "SELECT erlang_send_on_commit('ordered', 'orders', '{\"n\": 5}');",
+    );
+    // The node is down: attempts fail and are retried with back-off.
+    wait_for(
+        &cluster,
+        "postgres",
+        "SELECT bool_or(attempts > 0 AND last_error LIKE '%EPMD%') FROM erlang_outbox WHERE node = 'ordered'",
+        "t",
+    );
+    let args = receiver_args();
+    node.restart_with(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    settle(&cluster, "ordered");
+    assert_eq!(
+        received_numbers(&cluster, "ordered", "orders"),
+        ["2", "3", "4", "1", "5"]
+    );
+}
+
+#[test]
+fn a_message_nobody_acknowledges_dies_and_can_be_retried() {
+    let cluster = preloaded();
+    let node = receiver();
+    server(&cluster, "mute", &node);
+    let id = sql(
+        &cluster,
+        "postgres",
+        "SELECT erlang_send_on_commit('mute', 'mute', '{\"n\": 1}');",
+    );
+    wait_for(
+        &cluster,
+        "postgres",
+        &format!("SELECT state, attempts FROM erlang_outbox WHERE id = {id}"),
+        "dead|3",
+    );
+    let error = sql(
+        &cluster,
+        "postgres",
+        &format!("SELECT last_error FROM erlang_outbox WHERE id = {id}"),
+    );
+    assert!(error.contains("no acknowledgement"), "{error}");
+    // The receiver got it each time, unacknowledged.
+    assert_eq!(received_numbers(&cluster, "mute", "mute"), ["1", "1", "1"]);
+    // A dead message gives its key up, and can be retried.
+    assert_eq!(
+        sql(
+            &cluster,
+            "postgres",
+            &format!("SELECT erlang_outbox_retry({id}), erlang_outbox_retry(-1)")
+        ),
+        "t|f"
+    );
+    wait_for(
+        &cluster,
+        "postgres",
+        &format!("SELECT state FROM erlang_outbox WHERE id = {id}"),
+        "dead",
+    );
+    assert_eq!(
+        sql(
+            &cluster,
+            "postgres",
+            "SELECT erlang_outbox_purge('0 seconds')"
+        ),
+        "1"
+    );
+}
+
+#[test]
+fn a_cast_is_retried_until_it_returns() {
+    let cluster = preloaded();
+    let node = receiver();
+    server(&cluster, "casts", &node);
+    let flag = std::env::temp_dir().join(format!("erlang_cnode_cast_{}", std::process::id()));
+    let _ = std::fs::remove_file(&flag);
+    let id = sql(
+        &cluster,
+        "postgres",
+        &format!(
+            "SELECT erlang_cast_on_commit('casts', 'regress_server', 'fail_unless', \
+             jsonb_build_array(jsonb_build_object('$binary', encode('{}', 'base64')), 1));",
+            flag.display()
+        ),
+    );
+    wait_for(
+        &cluster,
+        "postgres",
+        &format!("SELECT attempts > 0 AND last_error LIKE '%not_yet%' FROM erlang_outbox WHERE id = {id}"),
+        "t",
+    );
+    std::fs::write(&flag, b"").unwrap();
+    sql(
+        &cluster,
+        "postgres",
+        &format!("SELECT erlang_outbox_retry({id})"),
+    );
+    wait_for(
+        &cluster,
+        "postgres",
+        &format!("SELECT state FROM erlang_outbox WHERE id = {id}"),
+        "delivered",
+    );
+    let _ = std::fs::remove_file(&flag);
+}
+
+#[test]
+fn a_key_is_enqueued_once_until_its_retention_ends() {
+    let cluster = preloaded();
+    let node = receiver();
+    server(&cluster, "keys", &node);
+    let ids = sql(
+        &cluster,
+        "postgres",
+        "BEGIN;\n\
+         SELECT erlang_send_on_commit('keys', 'orders', '{\"n\": 1}', key => 'order-1');\n\
+         SELECT erlang_send_on_commit('keys', 'orders', '{\"n\": 2}', key => 'order-1');\n\
+         COMMIT;",
+    );
+    let ids: Vec<&str> = ids.lines().collect();
+    assert_eq!(ids[0], ids[1]);
+    settle(&cluster, "keys");
+    // Delivered, within erlang_cnode.key_retention: the same id again.
+    let again = sql(
+        &cluster,
+        "postgres",
+        "SELECT erlang_send_on_commit('keys', 'orders', '{\"n\": 3}', key => 'order-1');",
+    );
+    assert_eq!(again, ids[0]);
+    // Past it: a new message.
+    sql(
+        &cluster,
+        "postgres",
+        "ALTER SYSTEM SET erlang_cnode.key_retention = 0; SELECT pg_reload_conf();",
+    );
+    wait_for(&cluster, "postgres", "SHOW erlang_cnode.key_retention", "0");
+    let fresh = sql(
+        &cluster,
+        "postgres",
+        "SELECT erlang_send_on_commit('keys', 'orders', '{\"n\": 4}', key => 'order-1');",
+    );
+    assert_ne!(fresh, ids[0]);
+    settle(&cluster, "keys");
+    assert_eq!(received_numbers(&cluster, "keys", "orders"), ["1", "4"]);
+}
+
+#[test]
+fn the_worker_shows_restarts_and_says_what_is_missing() {
+    let cluster = preloaded();
+    let worker = "SELECT pid FROM pg_stat_activity WHERE backend_type = 'erlang_cnode worker' AND datname = 'postgres'";
+    let first = sql(&cluster, "postgres", worker);
+    assert_eq!(
+        sql(
+            &cluster,
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'erlang_cnode launcher'"
+        ),
+        "1"
+    );
+    sql(
+        &cluster,
+        "postgres",
+        &format!("SELECT pg_terminate_backend({first})"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = sql(&cluster, "postgres", worker);
+        if !now.is_empty() && now != first {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no new worker after 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A database without a worker: an error that says how to get one.
+    cluster.create_db("unlisted");
+    sql(&cluster, "unlisted", "CREATE EXTENSION erlang_cnode;");
+    let error = sql_error(
+        &cluster,
+        "unlisted",
+        "SELECT erlang_send_on_commit('x@y', 'orders', '1');",
+    );
+    assert!(error.contains("55000"), "{error}");
+    assert!(error.contains("erlang_cnode.databases"), "{error}");
+    // Listed and reloaded: it gets one.
+    sql(
+        &cluster,
+        "postgres",
+        "ALTER SYSTEM SET erlang_cnode.databases = 'postgres, unlisted'; SELECT pg_reload_conf();",
+    );
+    wait_for(
+        &cluster,
+        "postgres",
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'erlang_cnode worker' AND datname = 'unlisted'",
+        "1",
+    );
+    // Every setting of the worker is read again on a reload.
+    assert_eq!(
+        sql(
+            &cluster,
+            "postgres",
+            "SELECT string_agg(DISTINCT context, ',') FROM pg_settings WHERE name IN \
+             ('erlang_cnode.databases', 'erlang_cnode.key_retention', 'erlang_cnode.max_attempts', \
+              'erlang_cnode.retry_delay', 'erlang_cnode.retry_max_delay', 'erlang_cnode.delivery_timeout')"
+        ),
+        "sighup"
+    );
+}
+
+#[test]
+fn pending_messages_survive_a_crash_of_postgres() {
+    let cluster = preloaded();
+    let mut node = receiver();
+    server(&cluster, "durable", &node);
+    node.kill();
+    sql(
+        &cluster,
+        "postgres",
+        "SELECT count(erlang_send_on_commit('durable', 'orders', jsonb_build_object('n', g))) \
+         FROM generate_series(1, 200) g;",
+    );
+    cluster.restart(true);
+    let args = receiver_args();
+    node.restart_with(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    settle(&cluster, "durable");
+    let expected: Vec<String> = (1..=200).map(|n| n.to_string()).collect();
+    assert_eq!(received_numbers(&cluster, "durable", "orders"), expected);
+}
+
+#[test]
+fn roles_see_their_own_messages_and_no_payload() {
+    let cluster = preloaded();
+    let node = receiver();
+    server(&cluster, "mine", &node);
+    sql(
+        &cluster,
+        "postgres",
+        "CREATE ROLE outbox_a; CREATE ROLE outbox_b;\n\
+         GRANT USAGE ON FOREIGN SERVER mine TO outbox_a, outbox_b;\n\
+         ALTER SERVER mine OPTIONS (ADD allow 'send:orders');\n\
+         SET ROLE outbox_a; SELECT erlang_send_on_commit('mine', 'orders', '{\"n\": 1}'); RESET ROLE;\n\
+         SET ROLE outbox_b; SELECT erlang_send_on_commit('mine', 'orders', '{\"n\": 2}'); RESET ROLE;",
+    );
+    let refused = sql_error(
+        &cluster,
+        "postgres",
+        "SET ROLE outbox_a; SELECT erlang_send_on_commit('mine', 'audit', '1');",
+    );
+    assert!(refused.contains("42501"), "{refused}");
+    let refused = sql_error(
+        &cluster,
+        "postgres",
+        "SET ROLE outbox_a; SELECT * FROM erlang_outbox_queue;",
+    );
+    assert!(refused.contains("42501"), "{refused}");
+    settle(&cluster, "mine");
+    assert_eq!(
+        sql(
+            &cluster,
+            "postgres",
+            "SET ROLE outbox_a; SELECT count(*) FROM erlang_outbox;"
+        ),
+        "1"
+    );
+    assert_eq!(
+        sql(
+            &cluster,
+            "postgres",
+            "SELECT count(*) FROM erlang_outbox WHERE node = 'mine';"
+        ),
+        "2"
+    );
+}
