@@ -123,6 +123,10 @@ pub struct Courier {
     /// Per node and function: the cast running, and those waiting for it.
     casts: BTreeMap<(String, String), (Option<i64>, VecDeque<Queued>)>,
     settled: Vec<(i64, Fate)>,
+    /// Nodes that could not be reached since the last
+    /// [`Courier::collect`], with why: the parcels after the first for
+    /// such a node fail at once instead of each trying to connect.
+    unreachable: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Courier {
@@ -142,6 +146,7 @@ impl Courier {
             flights: BTreeMap::new(),
             casts: BTreeMap::new(),
             settled: Vec::new(),
+            unreachable: BTreeMap::new(),
         }
     }
 
@@ -172,6 +177,10 @@ impl Courier {
     ) {
         let deadline = Instant::now() + timeout;
         let node = target.node.clone();
+        if let Some(why) = self.unreachable.get(&node.to_string()) {
+            self.settled.push((id, Fate::Failed(why.clone())));
+            return;
+        }
         match parcel {
             Parcel::Acked { name, message } => {
                 let sent = self.nodes.request(
@@ -240,6 +249,13 @@ impl Courier {
         }
     }
 
+    /// Parcel `id` failed because `node` could not be reached (or its
+    /// connection failed): so do the others for it until the next collect.
+    fn unreachable(&mut self, node: &NodeName, id: i64, why: String) {
+        self.unreachable.insert(node.to_string(), why.clone());
+        self.settled.push((id, Fate::Failed(why)));
+    }
+
     /// Starts the next cast waiting for `key`'s function, if any.
     fn start_next_cast(&mut self, node: &NodeName, key: &(String, String), waiter: &mut dyn Wait) {
         loop {
@@ -304,6 +320,7 @@ impl Courier {
     /// passes, the waiter wakes (its latch), or `until`; then reads what
     /// came: the parcels settled since the last call, each once.
     pub fn collect(&mut self, waiter: &mut dyn Wait, until: Instant) -> Vec<(i64, Fate)> {
+        self.unreachable.clear();
         if self.settled.is_empty() && !self.flights.is_empty() {
             let first_deadline = self.flights.values().map(|f| f.deadline).min();
             let until = first_deadline.map_or(until, |d| d.min(until));

@@ -55,7 +55,7 @@ const SETTINGS: &str = "shared_preload_libraries = 'erlang_cnode'
 erlang_cnode.retry_delay = 100
 erlang_cnode.retry_max_delay = 400
 erlang_cnode.delivery_timeout = 1000
-erlang_cnode.max_attempts = 3
+erlang_cnode.max_attempts = 1000
 max_prepared_transactions = 4";
 
 /// A cluster of its own with the library preloaded, the extension in
@@ -157,10 +157,11 @@ fn received_numbers(cluster: &PgCluster, server: &str, name: &str) -> Vec<String
         .collect()
 }
 
-/// Waits until nothing for `server` is pending.
+/// Waits until nothing for `server` is pending; none may be dead.
 fn settle(cluster: &PgCluster, server: &str) {
-    let pending =
-        format!("SELECT count(*) FROM erlang_outbox WHERE node = '{server}' AND state = 'pending'");
+    let pending = format!(
+        "SELECT count(*) FROM erlang_outbox WHERE node = '{server}' AND state <> 'delivered'"
+    );
     wait_for(cluster, "postgres", &pending, "0");
 }
 
@@ -218,17 +219,6 @@ fn messages_are_delivered_in_commit_order_after_the_node_comes_back() {
     let cluster = preloaded();
     let mut node = receiver();
     server(&cluster, "ordered", &node);
-    sql(
-        &cluster,
-        "postgres",
-        "ALTER SYSTEM SET erlang_cnode.max_attempts = 1000; SELECT pg_reload_conf();",
-    );
-    wait_for(
-        &cluster,
-        "postgres",
-        "SHOW erlang_cnode.max_attempts",
-        "1000",
-    );
     node.kill();
     // A transaction that queues 1 first but commits last: it waits for an
     // advisory lock that a prepared transaction holds.
@@ -289,6 +279,12 @@ fn a_message_nobody_acknowledges_dies_and_can_be_retried() {
     let cluster = preloaded();
     let node = receiver();
     server(&cluster, "mute", &node);
+    sql(
+        &cluster,
+        "postgres",
+        "ALTER SYSTEM SET erlang_cnode.max_attempts = 3; SELECT pg_reload_conf();",
+    );
+    wait_for(&cluster, "postgres", "SHOW erlang_cnode.max_attempts", "3");
     let id = sql(
         &cluster,
         "postgres",
