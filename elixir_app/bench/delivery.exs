@@ -229,14 +229,22 @@ defmodule Bench do
             |> then(fn {:ok, [{t, c, [[_, i]]}]} -> {:ok, [{t, c, [[i]]}]} end)
         end
 
-      :ets.insert(sent, {{via, String.to_integer(to_string(id))}, System.monotonic_time(:microsecond)})
+      :ets.insert(
+        sent,
+        {{via, String.to_integer(to_string(id))}, System.monotonic_time(:microsecond)}
+      )
+
       {:ok, _} = :pgsql.squery(conn, "COMMIT")
     end
 
     wait_for(table, 10_000)
 
     delays =
-      :ets.foldl(fn {key, t0}, acc -> [hd(:ets.lookup(table, key)) |> elem(1) |> Kernel.-(t0) | acc] end, [], sent)
+      :ets.foldl(
+        fn {key, t0}, acc -> [hd(:ets.lookup(table, key)) |> elem(1) |> Kernel.-(t0) | acc] end,
+        [],
+        sent
+      )
       |> Enum.sort()
 
     {Enum.at(delays, div(length(delays), 2)), Enum.at(delays, div(length(delays) * 99, 100))}

@@ -206,18 +206,17 @@ impl Courier {
                             },
                         );
                     }
-                    Err(e) => self.settled.push((id, Fate::Failed(e.to_string()))),
+                    Err(e) => self.unreachable(&node, id, e.to_string()),
                 }
             }
             Parcel::Bare { name, message } => {
                 let sent = self
                     .nodes
                     .send(target, &Term::atom(name), &message, waiter, deadline);
-                let fate = match sent {
-                    Ok(()) => Fate::Delivered,
-                    Err(e) => Fate::Failed(e.to_string()),
-                };
-                self.settled.push((id, fate));
+                match sent {
+                    Ok(()) => self.settled.push((id, Fate::Delivered)),
+                    Err(e) => self.unreachable(&node, id, e.to_string()),
+                }
             }
             Parcel::Cast {
                 module,

@@ -3,11 +3,13 @@
 //! write `erlang_outbox_queue` in the caller's transaction, and a commit
 //! that queued something wakes the database's worker (`worker.rs`).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::{self, Datum};
-use pgrx::Spi;
+use pgrx::spi::OwnedPreparedStatement;
+use pgrx::{PgOid, Spi};
 
 use crate::error::{SqlError, SqlResult};
 use crate::{guc, registry};
@@ -72,14 +74,24 @@ thread_local! {
     static NUMBERED_IN: Cell<Option<(u64, u32)>> = const { Cell::new(None) };
 }
 
-thread_local! {
-    /// The extension's schema (quoted), by the extension's oid.
-    static SCHEMA: std::cell::RefCell<Option<(pg_sys::Oid, String)>> =
-        const { std::cell::RefCell::new(None) };
+/// What every call needs of the installed extension, looked up once per
+/// backend (again after the extension is dropped and created anew): its
+/// schema, the queue's owner, and the kept plans of the queries.
+struct Installed {
+    extension: pg_sys::Oid,
+    schema: String,
+    owner: pg_sys::Oid,
+    insert: OwnedPreparedStatement,
+    existing: OwnedPreparedStatement,
+    number: OwnedPreparedStatement,
 }
 
-/// The schema the extension lives in, quoted.
-fn schema() -> SqlResult<String> {
+thread_local! {
+    static INSTALLED: RefCell<Option<Rc<Installed>>> = const { RefCell::new(None) };
+}
+
+/// The installed extension, as [`Installed`] says.
+fn installed() -> SqlResult<Rc<Installed>> {
     // SAFETY: a catalog look-up in a transaction; missing_ok.
     let extension = unsafe { pg_sys::get_extension_oid(c"erlang_cnode".as_ptr(), true) };
     if extension == pg_sys::InvalidOid {
@@ -88,31 +100,89 @@ fn schema() -> SqlResult<String> {
             "extension erlang_cnode is not installed",
         ));
     }
-    if let Some((oid, schema)) = SCHEMA.with_borrow(Clone::clone) {
-        if oid == extension {
-            return Ok(schema);
+    if let Some(cached) = INSTALLED.with_borrow(Clone::clone) {
+        if cached.extension == extension {
+            return Ok(cached);
         }
     }
-    let schema = Spi::get_one::<String>(&format!(
-        "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
-         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.oid = {}",
+    let (schema, owner) = Spi::get_two::<String, pg_sys::Oid>(&format!(
+        "SELECT pg_catalog.quote_ident(n.nspname), c.relowner \
+           FROM pg_catalog.pg_extension e \
+           JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace \
+           JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = 'erlang_outbox_queue' \
+          WHERE e.oid = {}",
         extension.to_u32()
     ))
-    .map_err(spi_error)?
-    .ok_or_else(|| SqlError::new(b"55000", "the schema of erlang_cnode is gone"))?;
-    SCHEMA.set(Some((extension, schema.clone())));
-    Ok(schema)
+    .map_err(spi_error)?;
+    let (Some(schema), Some(owner)) = (schema, owner) else {
+        return Err(SqlError::new(b"55000", "erlang_outbox_queue is missing"));
+    };
+    let text = PgOid::from(pg_sys::TEXTOID);
+    let insert = format!(
+        "INSERT INTO {schema}.erlang_outbox_queue AS o (node, kind, target, payload, key, owner) \
+         VALUES ($1, $2::\"char\", $3, \
+                 CASE WHEN $8 IS NULL THEN $4 ELSE pg_catalog.jsonb_build_object( \
+                   'module', $8, 'function', $9, 'args', $4) END, $5, $6) \
+         ON CONFLICT (node, key) WHERE key IS NOT NULL AND state <> 'dead' DO UPDATE \
+           SET id = EXCLUDED.id, kind = EXCLUDED.kind, target = EXCLUDED.target, \
+               payload = EXCLUDED.payload, owner = EXCLUDED.owner, txid = EXCLUDED.txid, \
+               state = 'pending', attempts = 0, enqueued_at = EXCLUDED.enqueued_at, \
+               next_attempt_at = EXCLUDED.next_attempt_at, delivered_at = NULL, last_error = NULL \
+           WHERE o.state = 'delivered' \
+             AND o.delivered_at < pg_catalog.now() - $7::pg_catalog.interval \
+         RETURNING id"
+    );
+    let existing = format!(
+        "SELECT id FROM {schema}.erlang_outbox_queue WHERE node = $1 AND key = $2 AND state <> 'dead'"
+    );
+    let number = format!(
+        "INSERT INTO {schema}.erlang_outbox_commits (txid) \
+         VALUES (pg_catalog.pg_current_xact_id()) ON CONFLICT DO NOTHING"
+    );
+    let prepared = Spi::connect(|client| -> pgrx::spi::SpiResult<_> {
+        let insert = client
+            .prepare_mut(
+                insert.as_str(),
+                &[
+                    text,
+                    text,
+                    text,
+                    PgOid::from(pg_sys::JSONBOID),
+                    text,
+                    PgOid::from(pg_sys::OIDOID),
+                    text,
+                    text,
+                    text,
+                ],
+            )?
+            .keep();
+        let existing = client.prepare(existing.as_str(), &[text, text])?.keep();
+        let number = client.prepare_mut(number.as_str(), &[])?.keep();
+        Ok((insert, existing, number))
+    })
+    .map_err(spi_error)?;
+    let installed = Rc::new(Installed {
+        extension,
+        schema,
+        owner,
+        insert: prepared.0,
+        existing: prepared.1,
+        number: prepared.2,
+    });
+    INSTALLED.set(Some(installed.clone()));
+    Ok(installed)
+}
+
+/// The schema the extension lives in, quoted.
+fn schema() -> SqlResult<String> {
+    Ok(installed()?.schema.clone())
 }
 
 /// Runs `f` as the owner of `erlang_outbox_queue` (the functions check the
 /// caller's rights first; the tables are not the caller's to write), as
 /// PostgreSQL runs foreign-key checks as the table's owner.
-fn as_queue_owner<T>(schema: &str, f: impl FnOnce() -> SqlResult<T>) -> SqlResult<T> {
-    let owner = Spi::get_one::<pg_sys::Oid>(&format!(
-        "SELECT relowner FROM pg_catalog.pg_class WHERE oid = '{schema}.erlang_outbox_queue'::pg_catalog.regclass"
-    ))
-    .map_err(|e| SqlError::new(b"XX000", e.to_string()))?
-    .ok_or_else(|| SqlError::new(b"55000", "erlang_outbox_queue is missing"))?;
+fn as_queue_owner<T>(f: impl FnOnce(&Installed) -> SqlResult<T>) -> SqlResult<T> {
+    let installed = installed()?;
     struct Restore(pg_sys::Oid, i32);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -126,12 +196,12 @@ fn as_queue_owner<T>(schema: &str, f: impl FnOnce() -> SqlResult<T>) -> SqlResul
     unsafe {
         pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
         pg_sys::SetUserIdAndSecContext(
-            owner,
+            installed.owner,
             context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
         );
     }
     let _restore = Restore(user, context);
-    f()
+    f(&installed)
 }
 
 fn spi_error(e: pgrx::spi::SpiError) -> SqlError {
@@ -140,7 +210,7 @@ fn spi_error(e: pgrx::spi::SpiError) -> SqlError {
 
 /// Gives the transaction its row in `erlang_outbox_commits`, once per
 /// (sub)transaction, so that the worker delivers in commit order.
-fn number_transaction(schema: &str) -> SqlResult<()> {
+fn number_transaction(installed: &Installed) -> SqlResult<()> {
     // SAFETY: plain reads of the current transaction's ids (assigning the
     // top-level id, which the insert below needs anyway).
     let here = unsafe {
@@ -152,11 +222,8 @@ fn number_transaction(schema: &str) -> SqlResult<()> {
     if NUMBERED_IN.get() == Some(here) {
         return Ok(());
     }
-    Spi::run(&format!(
-        "INSERT INTO {schema}.erlang_outbox_commits (txid) \
-         VALUES (pg_catalog.pg_current_xact_id()) ON CONFLICT DO NOTHING"
-    ))
-    .map_err(spi_error)?;
+    Spi::connect_mut(|client| client.update(&installed.number, None, &[]).map(drop))
+        .map_err(spi_error)?;
     NUMBERED_IN.set(Some(here));
     Ok(())
 }
@@ -165,13 +232,16 @@ fn number_transaction(schema: &str) -> SqlResult<()> {
 /// live message with the same key for the same node.
 pub fn enqueue(message: Message<'_>) -> SqlResult<i64> {
     registry::require_worker()?;
-    let schema = schema()?;
     let retention = format!("{} seconds", guc::key_retention().as_secs());
-    let id = as_queue_owner(&schema, || {
-        number_transaction(&schema)?;
+    let id = as_queue_owner(|installed| {
+        number_transaction(installed)?;
+        let (module, function) = match &message.function {
+            Some((module, function)) => (Some(module.as_str()), Some(function.as_str())),
+            None => (None, None),
+        };
         // SAFETY: each datum is of the type given with it.
         let args = unsafe {
-            vec![
+            [
                 DatumWithOid::new(message.node, pg_sys::TEXTOID),
                 DatumWithOid::new(message.kind.letter(), pg_sys::TEXTOID),
                 DatumWithOid::new(message.target.as_str(), pg_sys::TEXTOID),
@@ -179,57 +249,38 @@ pub fn enqueue(message: Message<'_>) -> SqlResult<i64> {
                 DatumWithOid::new(message.key.as_deref(), pg_sys::TEXTOID),
                 DatumWithOid::new(message.owner, pg_sys::OIDOID),
                 DatumWithOid::new(retention.as_str(), pg_sys::TEXTOID),
-                DatumWithOid::new(
-                    message.function.as_ref().map(|f| f.0.as_str()),
-                    pg_sys::TEXTOID,
-                ),
-                DatumWithOid::new(
-                    message.function.as_ref().map(|f| f.1.as_str()),
-                    pg_sys::TEXTOID,
-                ),
+                DatumWithOid::new(module, pg_sys::TEXTOID),
+                DatumWithOid::new(function, pg_sys::TEXTOID),
             ]
         };
-        let inserted = Spi::get_one_with_args::<i64>(
-            &format!(
-                "INSERT INTO {schema}.erlang_outbox_queue AS o \
-                   (node, kind, target, payload, key, owner) \
-                 VALUES ($1, $2::\"char\", $3, \
-                         CASE WHEN $8::text IS NULL THEN $4 ELSE pg_catalog.jsonb_build_object( \
-                           'module', $8::text, 'function', $9::text, 'args', $4) END, $5, $6) \
-                 ON CONFLICT (node, key) WHERE key IS NOT NULL AND state <> 'dead' DO UPDATE \
-                   SET id = EXCLUDED.id, kind = EXCLUDED.kind, target = EXCLUDED.target, \
-                       payload = EXCLUDED.payload, owner = EXCLUDED.owner, txid = EXCLUDED.txid, \
-                       state = 'pending', attempts = 0, enqueued_at = EXCLUDED.enqueued_at, \
-                       next_attempt_at = EXCLUDED.next_attempt_at, delivered_at = NULL, \
-                       last_error = NULL \
-                   WHERE o.state = 'delivered' \
-                     AND o.delivered_at < pg_catalog.now() - $7::pg_catalog.interval \
-                 RETURNING id"
-            ),
-            &args,
-        );
-        match inserted {
-            Ok(Some(id)) => Ok(id),
-            // The key is taken: the live message's id.
-            Ok(None) | Err(pgrx::spi::SpiError::InvalidPosition) => Spi::get_one_with_args::<i64>(
-                &format!(
-                    "SELECT id FROM {schema}.erlang_outbox_queue \
-                     WHERE node = $1 AND key = $2 AND state <> 'dead'"
-                ),
-                &[
-                    DatumWithOid::from(message.node),
-                    DatumWithOid::from(message.key.as_deref()),
-                ],
-            )
-            .map_err(spi_error)?
-            .ok_or_else(|| {
-                SqlError::new(
-                    b"40001",
-                    "a message with this key vanished meanwhile; try again",
-                )
-            }),
-            Err(e) => Err(spi_error(e)),
+        let inserted = Spi::connect_mut(|client| {
+            client
+                .update(&installed.insert, None, &args)?
+                .first()
+                .get_one::<i64>()
+        })
+        .map_err(spi_error)?;
+        if let Some(id) = inserted {
+            return Ok(id);
         }
+        // The key is taken: the live message's id.
+        let args = [
+            DatumWithOid::from(message.node),
+            DatumWithOid::from(message.key.as_deref()),
+        ];
+        Spi::connect(|client| {
+            client
+                .select(&installed.existing, None, &args)?
+                .first()
+                .get_one::<i64>()
+        })
+        .map_err(spi_error)?
+        .ok_or_else(|| {
+            SqlError::new(
+                b"40001",
+                "the message with this key vanished meanwhile; try again",
+            )
+        })
     })?;
     QUEUED.set(true);
     Ok(id)
@@ -239,7 +290,7 @@ pub fn enqueue(message: Message<'_>) -> SqlResult<i64> {
 /// (any message, for full access) is tried again at once.
 pub fn retry(id: i64, role: pg_sys::Oid, full_access: bool) -> SqlResult<bool> {
     let schema = schema()?;
-    let retried = as_queue_owner(&schema, || {
+    let retried = as_queue_owner(|_| {
         Spi::get_one_with_args::<bool>(
             &format!(
                 "WITH r AS (UPDATE {schema}.erlang_outbox_queue \
@@ -268,7 +319,7 @@ pub fn retry(id: i64, role: pg_sys::Oid, full_access: bool) -> SqlResult<bool> {
 /// dead messages (anyone's, for full access) enqueued before then.
 pub fn purge(older_than: Datum, role: pg_sys::Oid, full_access: bool) -> SqlResult<i64> {
     let schema = schema()?;
-    let purged = as_queue_owner(&schema, || {
+    let purged = as_queue_owner(|_| {
         // SAFETY: an interval datum, passed on as one.
         let interval = unsafe { DatumWithOid::new(older_than, pg_sys::INTERVALOID) };
         Spi::get_one_with_args::<i64>(
