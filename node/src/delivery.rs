@@ -257,52 +257,48 @@ impl Courier {
 
     /// Starts the next cast waiting for `key`'s function, if any.
     fn start_next_cast(&mut self, node: &NodeName, key: &(String, String), waiter: &mut dyn Wait) {
-        loop {
-            let Some(slot) = self.casts.get_mut(key) else {
-                return;
-            };
-            let Some(next) = slot.1.pop_front() else {
-                self.casts.remove(key);
-                return;
-            };
-            let cookie = next.cookie.clone();
-            let cookie = move || Ok(cookie.clone());
-            let target = Target {
-                node,
-                cookie: &cookie,
-            };
-            let deadline = Instant::now() + next.timeout;
-            let started = self.nodes.start_call(
-                &target,
-                &next.module,
-                &next.function,
-                next.args,
-                false,
-                waiter,
-                deadline,
-            );
-            match started {
-                Ok((call, generation)) => {
-                    self.flights.insert(
-                        next.id,
-                        Flight {
-                            node: node.clone(),
-                            generation,
-                            deadline,
-                            awaiting: Awaiting::Call(call),
-                        },
-                    );
-                    if let Some(slot) = self.casts.get_mut(key) {
-                        slot.0 = Some(next.id);
-                    }
-                    return;
+        let Some(slot) = self.casts.get_mut(key) else {
+            return;
+        };
+        let Some(next) = slot.1.pop_front() else {
+            self.casts.remove(key);
+            return;
+        };
+        let cookie = next.cookie.clone();
+        let cookie = move || Ok(cookie.clone());
+        let target = Target {
+            node,
+            cookie: &cookie,
+        };
+        let deadline = Instant::now() + next.timeout;
+        let started = self.nodes.start_call(
+            &target,
+            &next.module,
+            &next.function,
+            next.args,
+            false,
+            waiter,
+            deadline,
+        );
+        match started {
+            Ok((call, generation)) => {
+                self.flights.insert(
+                    next.id,
+                    Flight {
+                        node: node.clone(),
+                        generation,
+                        deadline,
+                        awaiting: Awaiting::Call(call),
+                    },
+                );
+                if let Some(slot) = self.casts.get_mut(key) {
+                    slot.0 = Some(next.id);
                 }
-                Err(e) => {
-                    // This one failed: those after it wait for its retry.
-                    self.settled.push((next.id, Fate::Failed(e.to_string())));
-                    self.hold_casts(key);
-                    return;
-                }
+            }
+            Err(e) => {
+                // This one failed: those after it wait for its retry.
+                self.settled.push((next.id, Fate::Failed(e.to_string())));
+                self.hold_casts(key);
             }
         }
     }

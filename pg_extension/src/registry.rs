@@ -169,7 +169,7 @@ pub fn require_worker() -> SqlResult<()> {
         return Ok(());
     }
     let database = database_name();
-    let listed = guc::databases().iter().any(|d| *d == database);
+    let listed = guc::databases().contains(&database);
     let error = SqlError::new(
         b"55000",
         format!("no erlang_cnode worker is running for database \"{database}\""),
