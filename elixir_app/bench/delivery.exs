@@ -64,9 +64,13 @@ defmodule Bench.Listener do
   end
 
   defp message(s) do
-    {:ok, <<type, len::32>>} = :gen_tcp.recv(s, 5)
-    {:ok, body} = if len > 4, do: :gen_tcp.recv(s, len - 4), else: {:ok, <<>>}
-    {type, body}
+    with {:ok, <<type, len::32>>} <- :gen_tcp.recv(s, 5),
+         {:ok, body} <- if(len > 4, do: :gen_tcp.recv(s, len - 4), else: {:ok, <<>>}) do
+      {type, body}
+    else
+      # The cluster stopped at the end of the run.
+      {:error, :closed} -> exit(:normal)
+    end
   end
 
   defp ready(s) do

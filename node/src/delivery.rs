@@ -335,6 +335,20 @@ impl Courier {
         std::mem::take(&mut self.settled)
     }
 
+    /// With nothing in flight: waits on every open connection (answering
+    /// the peers' ticks, so connections stay up while idle) until `until`,
+    /// or the waiter wakes early. Whether there was a connection to wait on.
+    pub fn idle(&mut self, waiter: &mut dyn Wait, until: Instant) -> bool {
+        let nodes = self.nodes.connected();
+        if nodes.is_empty() {
+            return false;
+        }
+        for (node, received) in self.nodes.read_any(&nodes, waiter, until) {
+            self.take_message(&node, &received);
+        }
+        true
+    }
+
     /// An acknowledgement for a parcel in flight on `node` settles it.
     fn take_message(&mut self, node: &NodeName, received: &crate::Received) {
         if !received.control.is_send() {

@@ -649,6 +649,14 @@ impl Nodes {
         self.request(target, waiter, deadline, |_, _, _| Ok(()), |_| false)
     }
 
+    /// The nodes this node has a connection to.
+    pub fn connected(&self) -> Vec<NodeName> {
+        self.entries
+            .keys()
+            .filter_map(|key| NodeName::parse(key).ok())
+            .collect()
+    }
+
     /// The generation of the connection to `node`, if there is one.
     pub fn generation_of(&self, node: &NodeName) -> Option<u64> {
         self.entries.get(&node.to_string()).map(|e| e.generation)

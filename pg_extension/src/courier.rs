@@ -67,6 +67,13 @@ impl Deliveries {
         })
     }
 
+    /// With nothing to do: waits until `until` on the latch and on every
+    /// connection, answering the nodes' ticks so that connections stay up.
+    /// Whether there was a connection to wait on.
+    pub fn idle(&mut self, until: Instant) -> bool {
+        self.courier.idle(&mut waiter(), until)
+    }
+
     /// Claims what is due (in a short transaction), sends it, reads what
     /// came back, and records what was settled (in another).
     pub fn step(&mut self) -> Step {

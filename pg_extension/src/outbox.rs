@@ -156,7 +156,8 @@ fn installed() -> SqlResult<Rc<Installed>> {
                 ],
             )?
             .keep();
-        let existing = client.prepare(existing.as_str(), &[text, text])?.keep();
+        // Not read-only: it must see rows this transaction inserted.
+        let existing = client.prepare_mut(existing.as_str(), &[text, text])?.keep();
         let number = client.prepare_mut(number.as_str(), &[])?.keep();
         Ok((insert, existing, number))
     })
@@ -254,10 +255,8 @@ pub fn enqueue(message: Message<'_>) -> SqlResult<i64> {
             ]
         };
         let inserted = Spi::connect_mut(|client| {
-            client
-                .update(&installed.insert, None, &args)?
-                .first()
-                .get_one::<i64>()
+            let mut table = client.update(&installed.insert, None, &args)?;
+            table.next().map_or(Ok(None), |row| row.get::<i64>(1))
         })
         .map_err(spi_error)?;
         if let Some(id) = inserted {
@@ -268,11 +267,9 @@ pub fn enqueue(message: Message<'_>) -> SqlResult<i64> {
             DatumWithOid::from(message.node),
             DatumWithOid::from(message.key.as_deref()),
         ];
-        Spi::connect(|client| {
-            client
-                .select(&installed.existing, None, &args)?
-                .first()
-                .get_one::<i64>()
+        Spi::connect_mut(|client| {
+            let mut table = client.update(&installed.existing, None, &args)?;
+            table.next().map_or(Ok(None), |row| row.get::<i64>(1))
         })
         .map_err(spi_error)?
         .ok_or_else(|| {

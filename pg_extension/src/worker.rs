@@ -25,6 +25,8 @@ use crate::{courier, guc, registry};
 
 /// How long a worker sleeps when nothing is due and nobody wakes it.
 const IDLE_WAKE: Duration = Duration::from_secs(5);
+/// How often delivered messages past their retention are removed.
+const HOUSEKEEPING: Duration = Duration::from_secs(10);
 /// How soon a crashed worker or launcher is started again.
 const RESTART: Duration = Duration::from_secs(1);
 
@@ -186,10 +188,14 @@ pub extern "C-unwind" fn erlang_cnode_worker_main(_arg: pg_sys::Datum) {
         unsafe { pg_sys::ResetLatch(pg_sys::MyLatch) };
         if housekeeping <= Instant::now() {
             courier::housekeeping();
-            housekeeping = Instant::now() + Duration::from_secs(60);
+            housekeeping = Instant::now() + HOUSEKEEPING;
         }
         if let courier::Step::Idle(next) = deliveries.step() {
-            sleep(next.unwrap_or(IDLE_WAKE).min(IDLE_WAKE));
+            let wait = next.unwrap_or(IDLE_WAKE).min(IDLE_WAKE);
+            // Idle connections are read while waiting (ticks answered).
+            if !deliveries.idle(Instant::now() + wait) {
+                sleep(wait);
+            }
         }
     }
 }

@@ -404,6 +404,13 @@ fn a_key_is_enqueued_once_until_its_retention_ends() {
     assert_ne!(fresh, ids[0]);
     settle(&cluster, "keys");
     assert_eq!(received_numbers(&cluster, "keys", "orders"), ["1", "4"]);
+    // Delivered messages past their retention are removed.
+    wait_for(
+        &cluster,
+        "postgres",
+        "SELECT count(*) FROM erlang_outbox WHERE node = 'keys'",
+        "0",
+    );
 }
 
 #[test]
