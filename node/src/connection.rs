@@ -160,6 +160,8 @@ pub struct Connection {
     /// waited for (see [`crate::delivery`]), kept for
     /// [`Connection::read_messages`].
     acks: std::collections::VecDeque<Received>,
+    /// Whether acknowledgements are kept at all (only a courier's).
+    keep_acks: bool,
 }
 
 /// The most acknowledgements kept unread on one connection.
@@ -210,6 +212,7 @@ impl Connection {
             group_leader: GroupLeader::Unknown,
             calls: Calls::default(),
             acks: std::collections::VecDeque::new(),
+            keep_acks: false,
         })
     }
 
@@ -505,7 +508,8 @@ impl Connection {
     /// Keeps a delivery's acknowledgement, whatever was being waited for
     /// when it came; gives back any other message.
     fn keep_if_ack(&mut self, received: Received) -> Option<Received> {
-        let is_ack = received.control.is_send()
+        let is_ack = self.keep_acks
+            && received.control.is_send()
             && received
                 .payload
                 .as_ref()
@@ -519,6 +523,12 @@ impl Connection {
         }
         self.acks.push_back(received);
         None
+    }
+
+    /// Keeps delivery acknowledgements from now on, whatever is waited for
+    /// when they come (see [`crate::delivery`]).
+    pub fn keep_acks(&mut self) {
+        self.keep_acks = true;
     }
 
     /// Whether acknowledgements read earlier wait to be taken.

@@ -101,9 +101,34 @@ enum Awaiting {
 
 struct Flight {
     node: NodeName,
+    /// Where it goes (a registered name, or `module:function`).
+    destination: String,
     generation: u64,
     deadline: Instant,
+    timeout: Duration,
     awaiting: Awaiting,
+}
+
+/// Whether a node can take parcels now (see [`Courier::reach`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// Connected with the cookie asked for.
+    Ready,
+    /// Connected with another cookie, with parcels in flight: later.
+    Held,
+    /// It could not be reached, with why.
+    Failed(String),
+}
+
+/// How long a parcel may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// To connect to its node, if there is no connection.
+    pub connect: Duration,
+    /// For its acknowledgement (counted from the last acknowledgement
+    /// from its destination, if later: a receiver that handles one
+    /// message at a time and keeps going is not timed out) or its result.
+    pub delivery: Duration,
 }
 
 /// A cast waiting for the one before it to the same function.
@@ -123,10 +148,12 @@ pub struct Courier {
     /// Per node and function: the cast running, and those waiting for it.
     casts: BTreeMap<(String, String), (Option<i64>, VecDeque<Queued>)>,
     settled: Vec<(i64, Fate)>,
-    /// Nodes that could not be reached since the last
-    /// [`Courier::collect`], with why: the parcels after the first for
-    /// such a node fail at once instead of each trying to connect.
-    unreachable: BTreeMap<String, String>,
+    /// Nodes (with the cookie tried) that could not be reached since the
+    /// last [`Courier::collect`], with why: the parcels after the first
+    /// for such a node fail at once instead of each trying to connect.
+    unreachable: BTreeMap<(String, u64), String>,
+    /// When each destination (node and name) last acknowledged a parcel.
+    progress: BTreeMap<(String, String), Instant>,
 }
 
 impl std::fmt::Debug for Courier {
@@ -140,13 +167,15 @@ impl std::fmt::Debug for Courier {
 
 impl Courier {
     /// A courier delivering through `nodes`.
-    pub fn new(nodes: Nodes) -> Courier {
+    pub fn new(mut nodes: Nodes) -> Courier {
+        nodes.keep_acks();
         Courier {
             nodes,
             flights: BTreeMap::new(),
             casts: BTreeMap::new(),
             settled: Vec::new(),
             unreachable: BTreeMap::new(),
+            progress: BTreeMap::new(),
         }
     }
 
@@ -164,25 +193,81 @@ impl Courier {
         ids
     }
 
+    /// Makes sure `target`'s node is connected with `target`'s cookie
+    /// (connecting within `connect`), as [`Courier::dispatch`] does first:
+    /// held if the connection was made with another cookie and has parcels
+    /// in flight; failed (and every later reach for the node and cookie
+    /// until the next collect) if it cannot be made.
+    pub fn reach(
+        &mut self,
+        target: &Target<'_>,
+        connect: Duration,
+        waiter: &mut dyn Wait,
+    ) -> Reach {
+        let node = target.node;
+        let cookie = match (target.cookie)() {
+            Ok(cookie) => cookie,
+            Err(e) => return Reach::Failed(e.to_string()),
+        };
+        let reach = (node.to_string(), fingerprint(&cookie));
+        if let Some(why) = self.unreachable.get(&reach) {
+            return Reach::Failed(why.clone());
+        }
+        if self.nodes.cookie_differs(node, &cookie) {
+            if self.busy(node) {
+                return Reach::Held;
+            }
+            self.nodes.use_cookie(node, &cookie);
+        }
+        match self.nodes.ensure(target, waiter, Instant::now() + connect) {
+            Ok(()) => Reach::Ready,
+            Err(e) => {
+                self.unreachable.insert(reach, e.to_string());
+                Reach::Failed(e.to_string())
+            }
+        }
+    }
+
+    /// Whether parcels are in flight (or casts wait) on `node`.
+    fn busy(&self, node: &NodeName) -> bool {
+        self.flights.values().any(|f| f.node == *node)
+            || self.casts.keys().any(|(n, _)| *n == node.to_string())
+    }
+
     /// Sends parcel `id` to `target` (or queues a cast behind the one
     /// running for its function); its fate comes from [`Courier::collect`].
-    /// `timeout` bounds the wait for its acknowledgement or result.
+    /// False if it was held back, not tried: the connection to its node
+    /// was made with another cookie (another role's user mapping) and
+    /// still has parcels in flight; it is for a later dispatch.
     pub fn dispatch(
         &mut self,
         target: &Target<'_>,
         id: i64,
         parcel: Parcel,
-        timeout: Duration,
+        timeouts: Timeouts,
         waiter: &mut dyn Wait,
-    ) {
-        let deadline = Instant::now() + timeout;
+    ) -> bool {
         let node = target.node.clone();
-        if let Some(why) = self.unreachable.get(&node.to_string()) {
-            self.settled.push((id, Fate::Failed(why.clone())));
-            return;
+        let cookie = match (target.cookie)() {
+            Ok(cookie) => cookie,
+            Err(e) => {
+                self.settled.push((id, Fate::Failed(e.to_string())));
+                return true;
+            }
+        };
+        let reach = (node.to_string(), fingerprint(&cookie));
+        match self.reach(target, timeouts.connect, waiter) {
+            Reach::Ready => {}
+            Reach::Held => return false,
+            Reach::Failed(why) => {
+                self.settled.push((id, Fate::Failed(why)));
+                return true;
+            }
         }
+        let deadline = Instant::now() + timeouts.delivery;
         match parcel {
             Parcel::Acked { name, message } => {
+                let destination = name.clone();
                 let sent = self.nodes.request(
                     target,
                     waiter,
@@ -200,13 +285,15 @@ impl Courier {
                             id,
                             Flight {
                                 node,
+                                destination,
                                 generation,
                                 deadline,
+                                timeout: timeouts.delivery,
                                 awaiting: Awaiting::Ack,
                             },
                         );
                     }
-                    Err(e) => self.unreachable(&node, id, e.to_string()),
+                    Err(e) => self.unreachable(reach, id, e.to_string()),
                 }
             }
             Parcel::Bare { name, message } => {
@@ -215,7 +302,7 @@ impl Courier {
                     .send(target, &Term::atom(name), &message, waiter, deadline);
                 match sent {
                     Ok(()) => self.settled.push((id, Fate::Delivered)),
-                    Err(e) => self.unreachable(&node, id, e.to_string()),
+                    Err(e) => self.unreachable(reach, id, e.to_string()),
                 }
             }
             Parcel::Cast {
@@ -223,13 +310,6 @@ impl Courier {
                 function,
                 args,
             } => {
-                let cookie = match (target.cookie)() {
-                    Ok(cookie) => cookie,
-                    Err(e) => {
-                        self.settled.push((id, Fate::Failed(e.to_string())));
-                        return;
-                    }
-                };
                 let key = (node.to_string(), format!("{module}:{function}"));
                 let queued = Queued {
                     id,
@@ -237,7 +317,7 @@ impl Courier {
                     function,
                     args,
                     cookie,
-                    timeout,
+                    timeout: timeouts.delivery,
                 };
                 let slot = self.casts.entry(key.clone()).or_default();
                 slot.1.push_back(queued);
@@ -246,12 +326,13 @@ impl Courier {
                 }
             }
         }
+        true
     }
 
     /// Parcel `id` failed because `node` could not be reached (or its
     /// connection failed): so do the others for it until the next collect.
-    fn unreachable(&mut self, node: &NodeName, id: i64, why: String) {
-        self.unreachable.insert(node.to_string(), why.clone());
+    fn unreachable(&mut self, reach: (String, u64), id: i64, why: String) {
+        self.unreachable.insert(reach, why.clone());
         self.settled.push((id, Fate::Failed(why)));
     }
 
@@ -286,8 +367,10 @@ impl Courier {
                     next.id,
                     Flight {
                         node: node.clone(),
+                        destination: key.1.clone(),
                         generation,
                         deadline,
+                        timeout: next.timeout,
                         awaiting: Awaiting::Call(call),
                     },
                 );
@@ -361,8 +444,9 @@ impl Courier {
             .flights
             .get(&id)
             .is_some_and(|f| matches!(f.awaiting, Awaiting::Ack) && f.node == *node);
-        if ours {
-            self.flights.remove(&id);
+        if let Some(flight) = self.flights.remove(&id).filter(|_| ours) {
+            self.progress
+                .insert((node.to_string(), flight.destination), Instant::now());
             self.settled.push((id, Fate::Delivered));
         }
     }
@@ -438,9 +522,21 @@ impl Courier {
         let late: Vec<i64> = self
             .flights
             .iter()
-            .filter(|(_, f)| f.deadline <= now)
+            .filter(|(_, f)| {
+                let progress = match f.awaiting {
+                    Awaiting::Ack => self
+                        .progress
+                        .get(&(f.node.to_string(), f.destination.clone()))
+                        .map(|t| *t + f.timeout),
+                    Awaiting::Call(_) => None,
+                };
+                f.deadline.max(progress.unwrap_or(f.deadline)) <= now
+            })
             .map(|(id, _)| *id)
             .collect();
+        if self.flights.is_empty() {
+            self.progress.clear();
+        }
         for id in late {
             let flight = self.flights.remove(&id).expect("listed above");
             let why = match &flight.awaiting {
@@ -460,6 +556,15 @@ impl Courier {
             self.after_cast(&flight, id, Fate::Failed(why), waiter);
         }
     }
+}
+
+/// A cookie's fingerprint, to tell connections apart without keeping the
+/// cookie twice.
+fn fingerprint(cookie: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    cookie.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// An exception as the outbox shows it: `class: reason`.

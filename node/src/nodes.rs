@@ -62,6 +62,8 @@ pub struct Nodes {
     cookies: BTreeMap<String, String>,
     max_message_size: usize,
     generations: u64,
+    /// Whether connections keep delivery acknowledgements for a courier.
+    keep_acks: bool,
 }
 
 impl std::fmt::Debug for Nodes {
@@ -83,6 +85,7 @@ impl Nodes {
             cookies: BTreeMap::new(),
             max_message_size: 64 << 20,
             generations: 0,
+            keep_acks: false,
         }
     }
 
@@ -111,6 +114,9 @@ impl Nodes {
         self.entries.remove(&node.to_string());
         let mut connection = Connection::open(node, &self.local, cookie, waiter, deadline)?;
         connection.set_max_message_size(self.max_message_size);
+        if self.keep_acks {
+            connection.keep_acks();
+        }
         let now = SystemTime::now();
         self.generations += 1;
         let entry = Entry {
@@ -149,6 +155,23 @@ impl Nodes {
     /// Whether there is a connection to `node`.
     pub fn is_connected(&self, node: &NodeName) -> bool {
         self.entries.contains_key(&node.to_string())
+    }
+
+    /// Keeps delivery acknowledgements read while waiting for something
+    /// else, on every connection from now on (for a
+    /// [`crate::delivery::Courier`]); other nodes drop them as strays.
+    pub fn keep_acks(&mut self) {
+        self.keep_acks = true;
+        for entry in self.entries.values_mut() {
+            entry.connection.keep_acks();
+        }
+    }
+
+    /// Whether `node` was last connected with a cookie other than `cookie`.
+    pub fn cookie_differs(&self, node: &NodeName, cookie: &str) -> bool {
+        self.cookies
+            .get(&node.to_string())
+            .is_some_and(|known| known != cookie)
     }
 
     /// Makes `cookie` the one to connect to `node` with. A connection made

@@ -74,9 +74,9 @@ SELECT pg_catalog.setval(
 COMMENT ON TABLE erlang_outbox_queue IS
     'Messages to deliver when their transaction commits (erlang_send_on_commit, erlang_cast_on_commit); read it through erlang_outbox.';
 
--- One live message (pending or delivered) per key and node: enqueueing
--- is race-free. A dead message gives its key up.
-CREATE UNIQUE INDEX erlang_outbox_queue_key ON erlang_outbox_queue (node, key)
+-- One live message (pending or delivered) per key, node and role:
+-- enqueueing is race-free. A dead message gives its key up.
+CREATE UNIQUE INDEX erlang_outbox_queue_key ON erlang_outbox_queue (node, key, owner)
     WHERE key IS NOT NULL AND state <> 'dead';
 CREATE INDEX erlang_outbox_queue_pending ON erlang_outbox_queue (txid, id)
     WHERE state = 'pending';
@@ -119,7 +119,7 @@ CREATE VIEW erlang_outbox WITH (security_barrier) AS
            delivered_at, last_error
       FROM erlang_outbox_queue
      WHERE owner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
-        OR pg_catalog.pg_has_role(current_user, 'erlang_cnode_user', 'MEMBER');
+        OR pg_catalog.pg_has_role(current_user, 'erlang_cnode_user', 'USAGE');
 COMMENT ON VIEW erlang_outbox IS
     'Messages queued at commit: yours, or all of them for members of erlang_cnode_user.';
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use erlang_cnode_codec::Term;
-use erlang_cnode_node::{Courier, Fate, NodeName, Parcel, Target};
+use erlang_cnode_node::{Courier, Fate, NodeName, Parcel, Reach, Target, Timeouts};
 use pgrx::bgworkers::BackgroundWorker;
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
@@ -38,10 +38,12 @@ struct Row {
     owner: pg_sys::Oid,
 }
 
-/// Where a role's messages for a node go, and with which cookie.
+/// Where a role's messages for a node go, with which cookie, and how long
+/// connecting may take.
 struct Route {
     node: NodeName,
     cookie: String,
+    connect_timeout: Duration,
 }
 
 /// What a step found to do.
@@ -98,15 +100,19 @@ impl Deliveries {
             // Not installed (yet): look again later.
             return Step::Idle(Some(Duration::from_secs(30)));
         };
-        let claimed_any = !rows.is_empty();
-        if claimed_any {
-            self.dispatch(&schema, rows, &routes);
+        if !rows.is_empty() {
+            // A transaction becomes visible before its commit record is
+            // on disk when synchronous_commit is off: nothing goes out
+            // before it (or the sequence that gave the ids) is durable.
+            // SAFETY: flushing WAL written so far; not in recovery.
+            unsafe { pg_sys::XLogFlush(pg_sys::GetXLogInsertRecPtr()) };
         }
-        if !claimed_any && self.courier.in_flight().is_empty() {
+        let sent_any = !rows.is_empty() && self.dispatch(&schema, rows, &routes);
+        if !sent_any && self.courier.in_flight().is_empty() {
             return Step::Idle(next);
         }
         // Wait for answers only when there is nothing new to send.
-        let until = if claimed_any {
+        let until = if sent_any {
             Instant::now()
         } else {
             Instant::now() + next.unwrap_or(IDLE).min(IDLE)
@@ -118,65 +124,70 @@ impl Deliveries {
         Step::Busy
     }
 
-    /// Sends the claimed rows. Bare messages are sent at most once: they
-    /// are recorded as delivered before they go, once their node is known
-    /// to be reachable.
-    fn dispatch(&mut self, schema: &str, rows: Vec<Row>, routes: &Routes) {
-        let timeout = guc::delivery_timeout();
+    /// Sends the claimed rows: whether any was sent or settled (rows held
+    /// back by [`Courier::dispatch`] are claimed again later). Bare
+    /// messages are sent at most once: they are recorded as delivered
+    /// before they go, once their node is known to be reachable.
+    fn dispatch(&mut self, schema: &str, rows: Vec<Row>, routes: &Routes) -> bool {
+        let delivery = guc::delivery_timeout();
         let mut failed: Vec<(i64, Fate)> = Vec::new();
+        let mut ready: Vec<(i64, Kind, &Route, Parcel)> = Vec::new();
+        for row in &rows {
+            match (
+                routes.get(&(row.owner.to_u32(), row.node.clone())),
+                parcel(row),
+            ) {
+                (Some(Ok(route)), Ok(parcel)) => ready.push((row.id, row.kind, route, parcel)),
+                (Some(Err(why)), _) => failed.push((row.id, Fate::Failed(why.clone()))),
+                (_, Err(why)) => failed.push((row.id, Fate::Failed(why))),
+                (None, _) => {}
+            }
+        }
         let mut bare: Vec<i64> = Vec::new();
-        let nodes = self.courier.nodes();
-        for row in rows.iter().filter(|r| r.kind == Kind::Bare) {
-            let Some(Ok(route)) = routes.get(&(row.owner.to_u32(), row.node.clone())) else {
+        for (id, kind, route, _) in &ready {
+            if *kind != Kind::Bare {
                 continue;
-            };
-            nodes.use_cookie(&route.node, &route.cookie);
+            }
             let cookie = || Ok(route.cookie.clone());
             let target = Target {
                 node: &route.node,
                 cookie: &cookie,
             };
-            let deadline = Instant::now() + guc::connect_timeout();
-            match nodes.ensure(&target, &mut waiter(), deadline) {
-                Ok(()) => bare.push(row.id),
-                Err(e) => failed.push((row.id, Fate::Failed(e.to_string()))),
+            match self
+                .courier
+                .reach(&target, route.connect_timeout, &mut waiter())
+            {
+                Reach::Ready => bare.push(*id),
+                Reach::Held => {}
+                Reach::Failed(why) => failed.push((*id, Fate::Failed(why))),
             }
         }
         if !bare.is_empty() {
             BackgroundWorker::transaction(|| mark_delivered(schema, &bare));
         }
-        for row in rows {
-            if failed.iter().any(|(id, _)| *id == row.id) {
+        let mut sent_any = !failed.is_empty() || !bare.is_empty();
+        for (id, kind, route, parcel) in ready {
+            let settled = failed.iter().any(|(f, _)| *f == id);
+            if settled || (kind == Kind::Bare && !bare.contains(&id)) {
                 continue;
             }
-            let route = match routes.get(&(row.owner.to_u32(), row.node.clone())) {
-                Some(Ok(route)) => route,
-                Some(Err(why)) => {
-                    failed.push((row.id, Fate::Failed(why.clone())));
-                    continue;
-                }
-                None => continue,
-            };
-            let parcel = match parcel(&row) {
-                Ok(parcel) => parcel,
-                Err(why) => {
-                    failed.push((row.id, Fate::Failed(why)));
-                    continue;
-                }
-            };
-            let nodes = self.courier.nodes();
-            nodes.use_cookie(&route.node, &route.cookie);
             let cookie = || Ok(route.cookie.clone());
             let target = Target {
                 node: &route.node,
                 cookie: &cookie,
             };
-            self.courier
-                .dispatch(&target, row.id, parcel, timeout, &mut waiter());
+            let timeouts = Timeouts {
+                connect: route.connect_timeout,
+                delivery,
+            };
+            sent_any |= self
+                .courier
+                .dispatch(&target, id, parcel, timeouts, &mut waiter());
         }
         if !failed.is_empty() {
             BackgroundWorker::transaction(|| record(schema, &failed));
         }
+        sent_any
     }
 }
 
@@ -199,6 +210,7 @@ fn routes(rows: &[Row]) -> Routes {
                     CookieSource::File => backend::cookie_file().map_err(SqlError::from)?,
                 };
                 Ok(Route {
+                    connect_timeout: endpoint.connect_timeout(),
                     node: endpoint.node,
                     cookie,
                 })
@@ -235,7 +247,8 @@ fn fetch(schema: &str, in_flight: &[i64], limit: usize) -> Vec<Row> {
           WHERE o.state = 'pending' AND o.id <> ALL($1) \
             AND NOT EXISTS (SELECT FROM {schema}.erlang_outbox_queue w \
                              WHERE w.state = 'pending' AND w.next_attempt_at > pg_catalog.now() \
-                               AND w.node = o.node AND w.target = o.target) \
+                               AND w.node = o.node AND w.target = o.target \
+                               AND w.owner = o.owner) \
           ORDER BY c.seq NULLS FIRST, o.id \
           LIMIT {limit}"
     );
@@ -317,7 +330,9 @@ fn mark_delivered(schema: &str, ids: &[i64]) {
             "UPDATE {schema}.erlang_outbox_queue \
                 SET state = 'delivered', delivered_at = pg_catalog.now(), \
                     attempts = attempts + 1, last_error = NULL \
-              WHERE id = ANY($1) AND state = 'pending'"
+              WHERE id IN (SELECT id FROM {schema}.erlang_outbox_queue \
+                            WHERE id = ANY($1) AND state = 'pending' \
+                            FOR UPDATE SKIP LOCKED)"
         ),
         &[DatumWithOid::from(ids.to_vec())],
     );
@@ -349,9 +364,11 @@ fn record(schema: &str, fates: &[(i64, Fate)]) {
                     SET attempts = attempts + 1, last_error = $2, \
                         state = CASE WHEN attempts + 1 >= $3 THEN 'dead' ELSE 'pending' END, \
                         next_attempt_at = pg_catalog.now() + pg_catalog.make_interval(secs => \
-                            least($5::float8, $4::float8 * power(2, least(attempts, 40))) \
-                            * (0.75 + random() / 2) / 1000) \
-                  WHERE id = ANY($1) AND state = 'pending'"
+                            least($5::float8, $4::float8 * pg_catalog.power(2::float8, least(attempts, 40))) \
+                            * (0.75::float8 + pg_catalog.random() / 2) / 1000) \
+                  WHERE id IN (SELECT id FROM {schema}.erlang_outbox_queue \
+                                WHERE id = ANY($1) AND state = 'pending' \
+                                FOR UPDATE SKIP LOCKED)"
             ),
             &[
                 DatumWithOid::from(ids),
@@ -375,8 +392,10 @@ pub fn housekeeping() {
         run(
             &format!(
                 "DELETE FROM {schema}.erlang_outbox_queue \
-                  WHERE state = 'delivered' \
-                    AND delivered_at < pg_catalog.now() - $1::pg_catalog.interval"
+                  WHERE id IN (SELECT id FROM {schema}.erlang_outbox_queue \
+                                WHERE state = 'delivered' \
+                                  AND delivered_at < pg_catalog.now() - $1::pg_catalog.interval \
+                                FOR UPDATE SKIP LOCKED)"
             ),
             &[DatumWithOid::from(retention.as_str())],
         );

@@ -76,13 +76,15 @@ thread_local! {
 
 /// What every call needs of the installed extension, looked up once per
 /// backend (again after the extension is dropped and created anew): its
-/// schema, the queue's owner, and the kept plans of the queries.
+/// schema, the queue's owner, and the kept plans of the queries (made with
+/// the pinned search path, see [`as_queue_owner`]).
 struct Installed {
     extension: pg_sys::Oid,
     schema: String,
     owner: pg_sys::Oid,
     insert: OwnedPreparedStatement,
     existing: OwnedPreparedStatement,
+    release: OwnedPreparedStatement,
     number: OwnedPreparedStatement,
 }
 
@@ -90,7 +92,8 @@ thread_local! {
     static INSTALLED: RefCell<Option<Rc<Installed>>> = const { RefCell::new(None) };
 }
 
-/// The installed extension, as [`Installed`] says.
+/// The installed extension, as [`Installed`] says. Only under
+/// [`as_queue_owner`].
 fn installed() -> SqlResult<Rc<Installed>> {
     // SAFETY: a catalog look-up in a transaction; missing_ok.
     let extension = unsafe { pg_sys::get_extension_oid(c"erlang_cnode".as_ptr(), true) };
@@ -108,9 +111,10 @@ fn installed() -> SqlResult<Rc<Installed>> {
     let (schema, owner) = Spi::get_two::<String, pg_sys::Oid>(&format!(
         "SELECT pg_catalog.quote_ident(n.nspname), c.relowner \
            FROM pg_catalog.pg_extension e \
-           JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace \
-           JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = 'erlang_outbox_queue' \
-          WHERE e.oid = {}",
+           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
+           JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid \
+                AND c.relname OPERATOR(pg_catalog.=) 'erlang_outbox_queue' \
+          WHERE e.oid OPERATOR(pg_catalog.=) {}",
         extension.to_u32()
     ))
     .map_err(spi_error)?;
@@ -119,26 +123,25 @@ fn installed() -> SqlResult<Rc<Installed>> {
     };
     let text = PgOid::from(pg_sys::TEXTOID);
     let insert = format!(
-        "INSERT INTO {schema}.erlang_outbox_queue AS o (node, kind, target, payload, key, owner) \
+        "INSERT INTO {schema}.erlang_outbox_queue (node, kind, target, payload, key, owner) \
          VALUES ($1, $2::\"char\", $3, \
-                 CASE WHEN $8 IS NULL THEN $4 ELSE pg_catalog.jsonb_build_object( \
-                   'module', $8, 'function', $9, 'args', $4) END, $5, $6) \
-         ON CONFLICT (node, key) WHERE key IS NOT NULL AND state <> 'dead' DO UPDATE \
-           SET id = EXCLUDED.id, kind = EXCLUDED.kind, target = EXCLUDED.target, \
-               payload = EXCLUDED.payload, owner = EXCLUDED.owner, txid = EXCLUDED.txid, \
-               state = 'pending', attempts = 0, enqueued_at = EXCLUDED.enqueued_at, \
-               next_attempt_at = EXCLUDED.next_attempt_at, delivered_at = NULL, last_error = NULL \
-           WHERE o.state = 'delivered' \
-             AND o.delivered_at < pg_catalog.now() - $7::pg_catalog.interval \
+                 CASE WHEN $7 IS NULL THEN $4 ELSE jsonb_build_object( \
+                   'module', $7, 'function', $8, 'args', $4) END, $5, $6) \
+         ON CONFLICT (node, key, owner) WHERE key IS NOT NULL AND state <> 'dead' DO NOTHING \
          RETURNING id"
     );
     let existing = format!(
-        "SELECT id FROM {schema}.erlang_outbox_queue WHERE node = $1 AND key = $2 AND state <> 'dead'"
+        "SELECT id, state = 'delivered' AND delivered_at < now() - $4::interval \
+           FROM {schema}.erlang_outbox_queue \
+          WHERE node = $1 AND key = $2 AND owner = $3 AND state <> 'dead'"
     );
+    let release =
+        format!("DELETE FROM {schema}.erlang_outbox_queue WHERE id = $1 AND state = 'delivered'");
     let number = format!(
         "INSERT INTO {schema}.erlang_outbox_commits (txid) \
-         VALUES (pg_catalog.pg_current_xact_id()) ON CONFLICT DO NOTHING"
+         VALUES (pg_current_xact_id()) ON CONFLICT DO NOTHING"
     );
+    let oid = PgOid::from(pg_sys::OIDOID);
     let prepared = Spi::connect(|client| -> pgrx::spi::SpiResult<_> {
         let insert = client
             .prepare_mut(
@@ -149,17 +152,21 @@ fn installed() -> SqlResult<Rc<Installed>> {
                     text,
                     PgOid::from(pg_sys::JSONBOID),
                     text,
-                    PgOid::from(pg_sys::OIDOID),
-                    text,
+                    oid,
                     text,
                     text,
                 ],
             )?
             .keep();
-        // Not read-only: it must see rows this transaction inserted.
-        let existing = client.prepare_mut(existing.as_str(), &[text, text])?.keep();
+        // Not read-only: they must see rows this transaction wrote.
+        let existing = client
+            .prepare_mut(existing.as_str(), &[text, text, oid, text])?
+            .keep();
+        let release = client
+            .prepare_mut(release.as_str(), &[PgOid::from(pg_sys::INT8OID)])?
+            .keep();
         let number = client.prepare_mut(number.as_str(), &[])?.keep();
-        Ok((insert, existing, number))
+        Ok((insert, existing, release, number))
     })
     .map_err(spi_error)?;
     let installed = Rc::new(Installed {
@@ -168,21 +175,56 @@ fn installed() -> SqlResult<Rc<Installed>> {
         owner,
         insert: prepared.0,
         existing: prepared.1,
-        number: prepared.2,
+        release: prepared.2,
+        number: prepared.3,
     });
     INSTALLED.set(Some(installed.clone()));
     Ok(installed)
 }
 
-/// The schema the extension lives in, quoted.
-fn schema() -> SqlResult<String> {
-    Ok(installed()?.schema.clone())
+/// `search_path` set to `pg_catalog, pg_temp` until dropped (as a
+/// function's `SET search_path` does), so that no object of the caller's
+/// can stand in for one the queries use while they run as the queue's
+/// owner.
+struct PinnedSearchPath(i32);
+
+impl PinnedSearchPath {
+    fn new() -> PinnedSearchPath {
+        // SAFETY: a nested GUC level, undone in drop (or by the
+        // transaction's abort).
+        unsafe {
+            let level = pg_sys::NewGUCNestLevel();
+            pg_sys::set_config_option(
+                c"search_path".as_ptr(),
+                c"pg_catalog, pg_temp".as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+            PinnedSearchPath(level)
+        }
+    }
+}
+
+impl Drop for PinnedSearchPath {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            // SAFETY: the level made in new.
+            unsafe { pg_sys::AtEOXact_GUC(true, self.0) };
+        }
+    }
 }
 
 /// Runs `f` as the owner of `erlang_outbox_queue` (the functions check the
 /// caller's rights first; the tables are not the caller's to write), as
-/// PostgreSQL runs foreign-key checks as the table's owner.
+/// PostgreSQL runs foreign-key checks as the table's owner, with the search
+/// path pinned. (Not a security-restricted operation: PostgreSQL would
+/// refuse to fire the commit-order trigger it queues.)
 fn as_queue_owner<T>(f: impl FnOnce(&Installed) -> SqlResult<T>) -> SqlResult<T> {
+    let _path = PinnedSearchPath::new();
     let installed = installed()?;
     struct Restore(pg_sys::Oid, i32);
     impl Drop for Restore {
@@ -229,8 +271,28 @@ fn number_transaction(installed: &Installed) -> SqlResult<()> {
     Ok(())
 }
 
+/// Runs a kept plan: its first row's first two columns.
+fn first_row<A: pgrx::FromDatum + pgrx::IntoDatum, B: pgrx::FromDatum + pgrx::IntoDatum>(
+    plan: &OwnedPreparedStatement,
+    args: &[DatumWithOid<'_>],
+    columns: usize,
+) -> SqlResult<Option<(Option<A>, Option<B>)>> {
+    Spi::connect_mut(|client| {
+        let mut table = client.update(plan, None, args)?;
+        match table.next() {
+            None => Ok(None),
+            Some(row) => {
+                let a = row.get::<A>(1)?;
+                let b = if columns > 1 { row.get::<B>(2)? } else { None };
+                Ok(Some((a, b)))
+            }
+        }
+    })
+    .map_err(spi_error)
+}
+
 /// Queues `message` in the caller's transaction: its id, or the id of the
-/// live message with the same key for the same node.
+/// live message with the same key for the same node and role.
 pub fn enqueue(message: Message<'_>) -> SqlResult<i64> {
     registry::require_worker()?;
     let retention = format!("{} seconds", guc::key_retention().as_secs());
@@ -240,44 +302,49 @@ pub fn enqueue(message: Message<'_>) -> SqlResult<i64> {
             Some((module, function)) => (Some(module.as_str()), Some(function.as_str())),
             None => (None, None),
         };
-        // SAFETY: each datum is of the type given with it.
-        let args = unsafe {
-            [
-                DatumWithOid::new(message.node, pg_sys::TEXTOID),
-                DatumWithOid::new(message.kind.letter(), pg_sys::TEXTOID),
-                DatumWithOid::new(message.target.as_str(), pg_sys::TEXTOID),
-                DatumWithOid::new(message.payload, pg_sys::JSONBOID),
-                DatumWithOid::new(message.key.as_deref(), pg_sys::TEXTOID),
-                DatumWithOid::new(message.owner, pg_sys::OIDOID),
-                DatumWithOid::new(retention.as_str(), pg_sys::TEXTOID),
-                DatumWithOid::new(module, pg_sys::TEXTOID),
-                DatumWithOid::new(function, pg_sys::TEXTOID),
-            ]
-        };
-        let inserted = Spi::connect_mut(|client| {
-            let mut table = client.update(&installed.insert, None, &args)?;
-            table.next().map_or(Ok(None), |row| row.get::<i64>(1))
-        })
-        .map_err(spi_error)?;
-        if let Some(id) = inserted {
-            return Ok(id);
+        // Twice at most: a key whose message was delivered longer ago than
+        // the retention is released, and the insert tried again.
+        for _ in 0..2 {
+            // SAFETY: each datum is of the type given with it.
+            let args = unsafe {
+                [
+                    DatumWithOid::new(message.node, pg_sys::TEXTOID),
+                    DatumWithOid::new(message.kind.letter(), pg_sys::TEXTOID),
+                    DatumWithOid::new(message.target.as_str(), pg_sys::TEXTOID),
+                    DatumWithOid::new(message.payload, pg_sys::JSONBOID),
+                    DatumWithOid::new(message.key.as_deref(), pg_sys::TEXTOID),
+                    DatumWithOid::new(message.owner, pg_sys::OIDOID),
+                    DatumWithOid::new(module, pg_sys::TEXTOID),
+                    DatumWithOid::new(function, pg_sys::TEXTOID),
+                ]
+            };
+            if let Some((Some(id), _)) = first_row::<i64, bool>(&installed.insert, &args, 1)? {
+                return Ok(id);
+            }
+            // The key is taken (DO NOTHING locks nothing, so a message
+            // whose key is taken never holds up the worker).
+            // SAFETY: as above.
+            let args = unsafe {
+                [
+                    DatumWithOid::new(message.node, pg_sys::TEXTOID),
+                    DatumWithOid::new(message.key.as_deref(), pg_sys::TEXTOID),
+                    DatumWithOid::new(message.owner, pg_sys::OIDOID),
+                    DatumWithOid::new(retention.as_str(), pg_sys::TEXTOID),
+                ]
+            };
+            match first_row::<i64, bool>(&installed.existing, &args, 2)? {
+                Some((Some(id), Some(false))) => return Ok(id),
+                Some((Some(id), Some(true))) => {
+                    first_row::<i64, bool>(&installed.release, &[DatumWithOid::from(id)], 1)?;
+                }
+                // Gone meanwhile (purged, or dead): try the insert again.
+                _ => {}
+            }
         }
-        // The key is taken: the live message's id.
-        let args = [
-            DatumWithOid::from(message.node),
-            DatumWithOid::from(message.key.as_deref()),
-        ];
-        Spi::connect_mut(|client| {
-            let mut table = client.update(&installed.existing, None, &args)?;
-            table.next().map_or(Ok(None), |row| row.get::<i64>(1))
-        })
-        .map_err(spi_error)?
-        .ok_or_else(|| {
-            SqlError::new(
-                b"40001",
-                "the message with this key vanished meanwhile; try again",
-            )
-        })
+        Err(SqlError::new(
+            b"40001",
+            "a message with this key kept changing meanwhile; try again",
+        ))
     })?;
     QUEUED.set(true);
     Ok(id)
@@ -286,12 +353,12 @@ pub fn enqueue(message: Message<'_>) -> SqlResult<i64> {
 /// `erlang_outbox_retry(id)`: a dead or waiting message of the caller's
 /// (any message, for full access) is tried again at once.
 pub fn retry(id: i64, role: pg_sys::Oid, full_access: bool) -> SqlResult<bool> {
-    let schema = schema()?;
-    let retried = as_queue_owner(|_| {
+    let retried = as_queue_owner(|installed| {
+        let schema = &installed.schema;
         Spi::get_one_with_args::<bool>(
             &format!(
                 "WITH r AS (UPDATE {schema}.erlang_outbox_queue \
-                   SET state = 'pending', next_attempt_at = pg_catalog.now(), attempts = 0 \
+                   SET state = 'pending', next_attempt_at = now(), attempts = 0 \
                  WHERE id = $1 AND state IN ('pending', 'dead') AND (owner = $2 OR $3) \
                  RETURNING id) SELECT count(*) > 0 FROM r"
             ),
@@ -301,10 +368,7 @@ pub fn retry(id: i64, role: pg_sys::Oid, full_access: bool) -> SqlResult<bool> {
                 DatumWithOid::from(full_access),
             ],
         )
-        .map_err(|e| match e {
-            pgrx::spi::SpiError::DatumError(_) => spi_error(e),
-            other => SqlError::new(b"23505", format!("message {id} cannot be retried: {other}")),
-        })
+        .map_err(spi_error)
     })?;
     if retried == Some(true) {
         QUEUED.set(true);
@@ -315,15 +379,15 @@ pub fn retry(id: i64, role: pg_sys::Oid, full_access: bool) -> SqlResult<bool> {
 /// `erlang_outbox_purge(older_than)`: deletes the caller's delivered and
 /// dead messages (anyone's, for full access) enqueued before then.
 pub fn purge(older_than: Datum, role: pg_sys::Oid, full_access: bool) -> SqlResult<i64> {
-    let schema = schema()?;
-    let purged = as_queue_owner(|_| {
+    let purged = as_queue_owner(|installed| {
+        let schema = &installed.schema;
         // SAFETY: an interval datum, passed on as one.
         let interval = unsafe { DatumWithOid::new(older_than, pg_sys::INTERVALOID) };
         Spi::get_one_with_args::<i64>(
             &format!(
                 "WITH d AS (DELETE FROM {schema}.erlang_outbox_queue \
                  WHERE state IN ('delivered', 'dead') \
-                   AND enqueued_at < pg_catalog.now() - $1 AND (owner = $2 OR $3) \
+                   AND enqueued_at < now() - $1 AND (owner = $2 OR $3) \
                  RETURNING id) SELECT count(*) FROM d"
             ),
             &[

@@ -15,10 +15,32 @@ use crate::guc;
 /// The most databases served at once.
 pub const MAX_WORKERS: usize = 128;
 
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct Slot {
     database: u32,
     pid: i32,
+    /// The database's name (for the launcher, which has no catalog).
+    name: [u8; NAME_BYTES],
+}
+
+/// Room for a database name (PostgreSQL's NAMEDATALEN).
+const NAME_BYTES: usize = 64;
+
+impl Default for Slot {
+    fn default() -> Slot {
+        Slot {
+            database: 0,
+            pid: 0,
+            name: [0; NAME_BYTES],
+        }
+    }
+}
+
+impl Slot {
+    fn named(&self, name: &str) -> bool {
+        let end = self.name.iter().position(|&b| b == 0).unwrap_or(NAME_BYTES);
+        &self.name[..end] == name.as_bytes()
+    }
 }
 
 /// The slots of the running workers.
@@ -68,9 +90,9 @@ fn alive(pid: i32) -> bool {
     pid != 0 && !unsafe { pg_sys::BackendPidGetProc(pid) }.is_null()
 }
 
-/// Claims `database` for the calling worker: false if a live worker holds
-/// it already.
-pub fn claim(database: pg_sys::Oid) -> bool {
+/// Claims `database` (named `name`) for the calling worker: false if a
+/// live worker holds it already, or every slot is taken.
+pub fn claim(database: pg_sys::Oid, name: &str) -> bool {
     // SAFETY: this process's pid.
     let me = unsafe { pg_sys::MyProcPid };
     let mut workers = WORKERS.exclusive();
@@ -90,11 +112,24 @@ pub fn claim(database: pg_sys::Oid) -> bool {
     }
     match workers.slots.iter_mut().find(|s| s.pid == 0) {
         Some(slot) => {
-            *slot = Slot { database, pid: me };
+            let mut bytes = [0; NAME_BYTES];
+            let len = name.len().min(NAME_BYTES - 1);
+            bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
+            *slot = Slot {
+                database,
+                pid: me,
+                name: bytes,
+            };
             true
         }
         None => false,
     }
+}
+
+/// Whether a live worker serves the database named `name`.
+pub fn serving(name: &str) -> bool {
+    let workers = WORKERS.share();
+    workers.slots.iter().any(|s| s.named(name) && alive(s.pid))
 }
 
 /// Gives the calling worker's slot up (as it exits).
@@ -165,24 +200,20 @@ pub fn require_worker() -> SqlResult<()> {
              (see docs/delivery.md).",
         ));
     }
-    if worker_pid().is_some() {
-        return Ok(());
-    }
     let database = database_name();
     let listed = guc::databases().contains(&database);
+    // A listed database has a worker, or will have one in a moment (at
+    // start-up, after a restart of the worker): what is queued meanwhile
+    // waits for it.
+    if listed || worker_pid().is_some() {
+        return Ok(());
+    }
     let error = SqlError::new(
         b"55000",
         format!("no erlang_cnode worker is running for database \"{database}\""),
     );
-    Err(if listed {
-        error.hint(
-            "It is starting or restarting: look for backend_type 'erlang_cnode worker' in \
-             pg_stat_activity and for its errors in the server log, then try again.",
-        )
-    } else {
-        error.hint(format!(
-            "Add {database} to erlang_cnode.databases in postgresql.conf and reload \
-             (SELECT pg_reload_conf())."
-        ))
-    })
+    Err(error.hint(format!(
+        "Add {database} to erlang_cnode.databases in postgresql.conf and reload \
+         (SELECT pg_reload_conf())."
+    )))
 }

@@ -27,6 +27,9 @@ use crate::{courier, guc, registry};
 const IDLE_WAKE: Duration = Duration::from_secs(5);
 /// How often delivered messages past their retention are removed.
 const HOUSEKEEPING: Duration = Duration::from_secs(10);
+/// The least time between two starts of a database's worker by the
+/// launcher.
+const RESTART_SPACING: Duration = Duration::from_secs(10);
 /// How soon a crashed worker or launcher is started again.
 const RESTART: Duration = Duration::from_secs(1);
 
@@ -109,22 +112,38 @@ pub extern "C-unwind" fn erlang_cnode_launcher_main(_arg: pg_sys::Datum) {
     // No database: only so that it shows in pg_stat_activity.
     BackgroundWorker::connect_worker_to_spi(None, None);
     let mut running: BTreeMap<String, DynamicBackgroundWorker> = BTreeMap::new();
+    let mut started_at: BTreeMap<String, Instant> = BTreeMap::new();
     loop {
         check_signals();
         let wanted = guc::databases();
-        // A worker no longer wanted is stopped; one that stopped for good
-        // (it gave way to another, or could not start) is started again.
-        running.retain(|database, worker| {
-            wanted.contains(database)
-                && !matches!(
-                    worker.pid(),
-                    Err(BackgroundWorkerStatus::Stopped | BackgroundWorkerStatus::PostmasterDied)
-                )
+        // A worker no longer wanted is stopped (it also stops itself when
+        // it sees the setting); one that stopped for good is forgotten.
+        let unwanted: Vec<String> = running
+            .keys()
+            .filter(|d| !wanted.contains(d))
+            .cloned()
+            .collect();
+        for database in unwanted {
+            if let Some(worker) = running.remove(&database) {
+                let _ = worker.terminate();
+            }
+        }
+        running.retain(|_, worker| {
+            !matches!(
+                worker.pid(),
+                Err(BackgroundWorkerStatus::Stopped | BackgroundWorkerStatus::PostmasterDied)
+            )
         });
         for database in &wanted {
-            if running.contains_key(database) {
+            // One that runs already (started by an earlier launcher) is
+            // left alone; none is started twice within RESTART_SPACING.
+            let recent = started_at
+                .get(database)
+                .is_some_and(|t| t.elapsed() < RESTART_SPACING);
+            if running.contains_key(database) || recent || registry::serving(database) {
                 continue;
             }
+            started_at.insert(database.clone(), Instant::now());
             match start_worker(database) {
                 Some(worker) => {
                     running.insert(database.clone(), worker);
@@ -169,12 +188,18 @@ pub extern "C-unwind" fn erlang_cnode_worker_main(_arg: pg_sys::Datum) {
     let database = BackgroundWorker::get_extra().to_owned();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     // SAFETY: the database the worker is connected to.
-    if !registry::claim(unsafe { pg_sys::MyDatabaseId }) {
+    if !registry::claim(unsafe { pg_sys::MyDatabaseId }, &database) {
         pgrx::log!("erlang_cnode: another worker serves database \"{database}\"");
         return;
     }
     // SAFETY: registering an exit callback for this process.
     unsafe { pg_sys::before_shmem_exit(Some(on_worker_exit), pg_sys::Datum::from(0)) };
+    // The worker runs as a superuser: nothing on its search path but the
+    // catalog (its queries name the extension's schema).
+    BackgroundWorker::transaction(|| {
+        pgrx::Spi::run("SET search_path = pg_catalog, pg_temp")
+            .unwrap_or_else(|e| pgrx::error!("erlang_cnode worker: {e}"))
+    });
     let mut deliveries = match courier::Deliveries::new() {
         Ok(deliveries) => deliveries,
         Err(e) => pgrx::error!("erlang_cnode worker: {}", e.message()),
@@ -182,6 +207,12 @@ pub extern "C-unwind" fn erlang_cnode_worker_main(_arg: pg_sys::Datum) {
     let mut housekeeping = Instant::now();
     loop {
         check_signals();
+        if !guc::databases().contains(&database) {
+            pgrx::log!(
+                "erlang_cnode: database \"{database}\" is no longer in erlang_cnode.databases"
+            );
+            return;
+        }
         // Reset before looking, so that a commit from now on wakes the
         // next wait.
         // SAFETY: the process's own latch.

@@ -126,7 +126,7 @@ fn received(cluster: &PgCluster, server: &str, name: &str) -> String {
         "postgres",
         &format!(
             "SELECT erlang_call('{server}', 'regress_server', 'received', \
-             jsonb_build_array(jsonb_build_object('$binary', encode('{name}', 'base64'))))"
+             jsonb_build_array(jsonb_build_object('$binary', translate(encode('{name}', 'base64'), E'\\n', ''))))"
         ),
     )
 }
@@ -341,7 +341,7 @@ fn a_cast_is_retried_until_it_returns() {
         "postgres",
         &format!(
             "SELECT erlang_cast_on_commit('casts', 'regress_server', 'fail_unless', \
-             jsonb_build_array(jsonb_build_object('$binary', encode('{}', 'base64')), 1));",
+             jsonb_build_array(jsonb_build_object('$binary', translate(encode('{}', 'base64'), E'\\n', '')), 1));",
             flag.display()
         ),
     );
@@ -462,6 +462,42 @@ fn the_worker_shows_restarts_and_says_what_is_missing() {
         "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'erlang_cnode worker' AND datname = 'unlisted'",
         "1",
     );
+    // A restarted launcher starts no second worker for a database that
+    // has one (a second one would give way, over and over).
+    let launcher = sql(
+        &cluster,
+        "postgres",
+        "SELECT pid FROM pg_stat_activity WHERE backend_type = 'erlang_cnode launcher'",
+    );
+    sql(
+        &cluster,
+        "postgres",
+        &format!("SELECT pg_terminate_backend({launcher})"),
+    );
+    wait_for(
+        &cluster,
+        "postgres",
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'erlang_cnode launcher' \
+             AND pid <> {launcher}"
+        ),
+        "1",
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let gave_way = cluster.log().matches("another worker serves").count();
+    assert!(gave_way <= 2, "{gave_way} workers gave way");
+    // Taken off the list, a database's worker stops.
+    sql(
+        &cluster,
+        "postgres",
+        "ALTER SYSTEM SET erlang_cnode.databases = 'postgres'; SELECT pg_reload_conf();",
+    );
+    wait_for(
+        &cluster,
+        "postgres",
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'erlang_cnode worker' AND datname = 'unlisted'",
+        "0",
+    );
     // Every setting of the worker is read again on a reload.
     assert_eq!(
         sql(
@@ -538,4 +574,110 @@ fn roles_see_their_own_messages_and_no_payload() {
         ),
         "2"
     );
+    // Keys belong to their role: the same key is two messages.
+    let ids = sql(
+        &cluster,
+        "postgres",
+        "SET ROLE outbox_a; SELECT erlang_send_on_commit('mine', 'orders', '{\"n\": 3}', key => 'k'); RESET ROLE;\n\
+         SET ROLE outbox_b; SELECT erlang_send_on_commit('mine', 'orders', '{\"n\": 4}', key => 'k'); RESET ROLE;",
+    );
+    let ids: Vec<&str> = ids.lines().collect();
+    assert_ne!(ids[0], ids[1]);
+    settle(&cluster, "mine");
+    // A role whose own mapping has a wrong cookie fails alone: the other
+    // role's messages to the same node are delivered, with no error.
+    sql(
+        &cluster,
+        "postgres",
+        "CREATE USER MAPPING FOR outbox_b SERVER mine OPTIONS (cookie 'wrong');\n\
+         SET ROLE outbox_b; SELECT erlang_send_on_commit('mine', 'orders', '{\"n\": 5}'); RESET ROLE;\n\
+         SET ROLE outbox_a; SELECT erlang_send_on_commit('mine', 'orders', '{\"n\": 6}'); RESET ROLE;\n\
+         SET ROLE outbox_b; SELECT erlang_send_on_commit('mine', 'orders', '{\"n\": 7}'); RESET ROLE;\n\
+         SET ROLE outbox_a; SELECT erlang_send_on_commit('mine', 'orders', '{\"n\": 8}'); RESET ROLE;",
+    );
+    wait_for(
+        &cluster,
+        "postgres",
+        "SET ROLE outbox_a; SELECT count(*) FROM erlang_outbox WHERE state = 'delivered' AND last_error IS NULL",
+        "4",
+    );
+    wait_for(
+        &cluster,
+        "postgres",
+        "SET ROLE outbox_b; SELECT bool_and(state = 'pending' AND last_error LIKE '%cookie%') \
+         FROM erlang_outbox WHERE key IS NULL AND state <> 'delivered'",
+        "t",
+    );
+    assert_eq!(
+        received_numbers(&cluster, "mine", "orders"),
+        ["1", "2", "3", "4", "6", "8"]
+    );
+}
+
+#[test]
+fn nothing_of_the_callers_runs_as_the_queues_owner() {
+    let cluster = preloaded();
+    let node = receiver();
+    server(&cluster, "paths", &node);
+    // Objects that would stand in for the catalog's on a search path that
+    // names the role's schema first: each raises if it ever runs.
+    sql(
+        &cluster,
+        "postgres",
+        "CREATE ROLE outbox_mallory;\n\
+         GRANT USAGE ON FOREIGN SERVER paths TO outbox_mallory;\n\
+         ALTER SERVER paths OPTIONS (ADD allow 'send:orders, erlang:abs/1');\n\
+         CREATE SCHEMA evil AUTHORIZATION outbox_mallory;\n\
+         SET ROLE outbox_mallory;\n\
+         CREATE FUNCTION evil.texteq(text, text) RETURNS boolean LANGUAGE plpgsql \
+             AS $$ BEGIN RAISE EXCEPTION 'hijacked'; END $$;\n\
+         CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.texteq);\n\
+         CREATE FUNCTION evil.int8eq(bigint, bigint) RETURNS boolean LANGUAGE plpgsql \
+             AS $$ BEGIN RAISE EXCEPTION 'hijacked'; END $$;\n\
+         CREATE OPERATOR evil.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = evil.int8eq);\n\
+         CREATE FUNCTION evil.now() RETURNS timestamptz LANGUAGE plpgsql \
+             AS $$ BEGIN RAISE EXCEPTION 'hijacked'; END $$;\n\
+         CREATE FUNCTION evil.jsonb_build_object(text, text, text, text, text, jsonb) \
+             RETURNS jsonb LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'hijacked'; END $$;\n\
+         RESET ROLE;",
+    );
+    sql(
+        &cluster,
+        "postgres",
+        "SET ROLE outbox_mallory; SET search_path = evil, pg_catalog, public;\n\
+         SELECT public.erlang_send_on_commit('paths', 'orders', '{\"n\": 1}', key => 'k');\n\
+         SELECT public.erlang_send_on_commit('paths', 'orders', '{\"n\": 2}', key => 'k');\n\
+         SELECT public.erlang_cast_on_commit('paths', 'erlang', 'abs', '[-1]');\n\
+         SELECT public.erlang_outbox_retry(1), public.erlang_outbox_purge('1 day');",
+    );
+    settle(&cluster, "paths");
+    assert_eq!(received_numbers(&cluster, "paths", "orders"), ["1"]);
+}
+
+#[test]
+fn a_transaction_that_finds_a_key_taken_holds_nothing_up() {
+    let cluster = preloaded();
+    let node = receiver();
+    server(&cluster, "held", &node);
+    let first = sql(
+        &cluster,
+        "postgres",
+        "SELECT erlang_send_on_commit('held', 'orders', '{\"n\": 1}', key => 'k');",
+    );
+    // A transaction that asks for the same key stays open (prepared).
+    let again = sql(
+        &cluster,
+        "postgres",
+        "BEGIN; SELECT erlang_send_on_commit('held', 'orders', '{\"n\": 2}', key => 'k');\n\
+         PREPARE TRANSACTION 'delivery_held';",
+    );
+    assert_eq!(again.lines().next(), Some(first.as_str()));
+    sql(
+        &cluster,
+        "postgres",
+        "SELECT erlang_send_on_commit('held', 'orders', '{\"n\": 3}');",
+    );
+    settle(&cluster, "held");
+    sql(&cluster, "postgres", "ROLLBACK PREPARED 'delivery_held';");
+    assert_eq!(received_numbers(&cluster, "held", "orders"), ["1", "3"]);
 }
