@@ -4,33 +4,10 @@
 //! What a message became is polled from `erlang_outbox`, up to a deadline
 //! that fails loudly; nothing here measures time.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use erlang_cnode_regress::beam_dir;
 use erlang_cnode_test_harness::{ErlNode, PgCluster};
-
-fn here() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn beam_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir =
-            std::env::temp_dir().join(format!("erlang_cnode_delivery_{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let status = Command::new("erlc")
-            .arg("-o")
-            .arg(&dir)
-            .arg(here().join("erl/regress_server.erl"))
-            .status()
-            .expect("erlc runs");
-        assert!(status.success(), "erlc failed");
-        dir
-    })
-}
 
 /// `erl` arguments for a node with `regress_server` and receivers
 /// `orders` (acknowledging) and `mute` (never acknowledging).

@@ -9,34 +9,14 @@
 //! The extension must be installed first (`cargo pgrx install`, as
 //! `scripts/test` does).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use erlang_cnode_regress::{beam_dir, here};
 use erlang_cnode_test_harness::{short_host, ErlNode, FakeNode, PgCluster};
 use regex::Regex;
-
-fn here() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `regress_server.erl`, compiled once into a directory for `erl -pa`.
-fn beam_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("erlang_cnode_regress_{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let status = Command::new("erlc")
-            .arg("-o")
-            .arg(&dir)
-            .arg(here().join("erl/regress_server.erl"))
-            .status()
-            .expect("erlc runs");
-        assert!(status.success(), "erlc failed");
-        dir
-    })
-}
 
 /// A target node running `regress_server`.
 fn target(long: bool) -> ErlNode {
