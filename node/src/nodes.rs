@@ -232,7 +232,13 @@ impl Nodes {
             },
             None => match self.cookies.get(&key) {
                 Some(cookie) => Some(cookie.clone()),
-                None => Some((target.cookie)()?),
+                // Is the node there at all? Asked before the cookie is
+                // looked for, so a mistyped name says so (not that a
+                // cookie file is missing).
+                None => {
+                    crate::epmd::lookup(node, waiter, deadline)?;
+                    Some((target.cookie)()?)
+                }
             },
         };
         if let Some(cookie) = reconnect_with {

@@ -142,9 +142,44 @@ impl From<Error> for SqlError {
     }
 }
 
+thread_local! {
+    /// The Erlang exception this session raised as an ERROR last, as
+    /// `erlang_last_error()` gives it.
+    static LAST_EXCEPTION: std::cell::RefCell<Option<Term<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// An exception as `{"class": …, "reason": …, "stack": …}` (a map with
+/// binary keys; `stack` only for `error`).
+pub fn exception_term(
+    class: Class,
+    reason: Term<'static>,
+    stack: Option<Term<'static>>,
+) -> Term<'static> {
+    let key = |k: &str| Term::Binary(k.as_bytes().to_vec().into());
+    let mut entries = vec![
+        (
+            key("class"),
+            Term::Binary(class.as_str().as_bytes().to_vec().into()),
+        ),
+        (key("reason"), reason),
+    ];
+    if let Some(stack) = stack {
+        entries.push((key("stack"), stack));
+    }
+    Term::Map(entries)
+}
+
+/// The exception this session raised last (see [`exception`]).
+pub fn last_exception() -> Option<Term<'static>> {
+    LAST_EXCEPTION.with_borrow(Clone::clone)
+}
+
 /// The ERROR for an Erlang exception raised by `what` (e.g. `lists:foo/2`)
 /// on `node`: SQLSTATE by class, the reason in the message (shortened) and
-/// in full in DETAIL, with the stack trace for `error`s.
+/// in DETAIL (as `~p` prints it, up to 16 KB), with the stack trace for
+/// `error`s. The whole exception stays reachable as `jsonb` through
+/// `erlang_last_error()`.
 pub fn exception(
     what: &str,
     node: &str,
@@ -165,6 +200,12 @@ pub fn exception(
         ),
         None => to_erlang_text(reason, DETAIL_REASON),
     };
+    let whole = exception_term(
+        class,
+        reason.clone().into_owned(),
+        stack.map(|s| s.clone().into_owned()),
+    );
+    LAST_EXCEPTION.set(Some(whole));
     SqlError::new(
         code,
         format!("{what} on node {node} raised {}: {short}", class.as_str()),

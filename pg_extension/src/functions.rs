@@ -13,7 +13,7 @@ use crate::allow::{holds_fun, Request};
 use crate::backend::{self, waiter};
 use crate::error::{self, SqlError, SqlResult};
 use crate::server::{self, CookieSource, Endpoint};
-use crate::{jsonb, log, outbox, requests};
+use crate::{jsonb, log, outbox, requests, terms};
 
 /// Defines the C entry points of V1 functions whose bodies return a
 /// `SqlResult<Datum>`.
@@ -58,6 +58,12 @@ sql_functions! {
     erlang_cast_on_commit, pg_finfo_erlang_cast_on_commit => run_checked(cast_on_commit);
     erlang_outbox_retry, pg_finfo_erlang_outbox_retry => run_checked(outbox_retry);
     erlang_outbox_purge, pg_finfo_erlang_outbox_purge => run_checked(outbox_purge);
+    erlang_try_call, pg_finfo_erlang_try_call => run_checked(try_call);
+    erlang_text, pg_finfo_erlang_text => run(term_text);
+    erlang_string, pg_finfo_erlang_string => run(term_string);
+    erlang_proplist, pg_finfo_erlang_proplist => run(term_proplist);
+    erlang_record, pg_finfo_erlang_record => run(term_record);
+    erlang_last_error, pg_finfo_erlang_last_error => run(last_error);
 }
 
 /// Runs `body` with PostgreSQL errors and Rust panics inside it reported
@@ -281,6 +287,80 @@ unsafe fn call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
         nodes.call(target, &module, &function, args, &mut waiter(), deadline)
     })?;
     result(outcome, &request.describe(), &endpoint.node.to_string())
+}
+
+/// `erlang_try_call(node, module, function, args, timeout_ms)`: as
+/// `erlang_call`, with an Erlang exception given back as
+/// `{"error": {"class", "reason", "stack"}}` instead of raised, and a
+/// result as `{"ok": result}`.
+unsafe fn try_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let endpoint = unsafe { endpoint_arg(fcinfo) }?;
+    let (module, function) = unsafe { module_and_function(fcinfo) }?;
+    let args = call_args(unsafe { jsonb_arg(fcinfo, 3, "args") }?)?;
+    let request = Request::Call {
+        module: &module,
+        function: &function,
+        arity: args.len(),
+    };
+    endpoint.check(&request, args.iter().any(holds_fun))?;
+    let deadline =
+        std::time::Instant::now() + endpoint.call_timeout(unsafe { timeout_arg(fcinfo, 4) })?;
+    let outcome = backend::request(&endpoint, |nodes, target| {
+        nodes.call(target, &module, &function, args, &mut waiter(), deadline)
+    })?;
+    let node = endpoint.node.to_string();
+    let tagged = match outcome {
+        erlang_cnode_node::Outcome::Return(value) => terms::tagged("ok", value),
+        erlang_cnode_node::Outcome::Exception {
+            class,
+            reason,
+            stack,
+        } => terms::tagged("error", error::exception_term(class, reason, stack)),
+    };
+    jsonb::datum_of(&tagged, &node)
+}
+
+/// `erlang_text(term)`.
+unsafe fn term_text(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let term = unsafe { jsonb_arg(fcinfo, 0, "term") }?;
+    Ok(terms::text(&term).into_datum().unwrap_or(Datum::from(0)))
+}
+
+/// `erlang_string(term)`.
+unsafe fn term_string(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let term = unsafe { jsonb_arg(fcinfo, 0, "term") }?;
+    Ok(terms::string(&term)?.into_datum().unwrap_or(Datum::from(0)))
+}
+
+/// `erlang_proplist(term)`.
+unsafe fn term_proplist(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let term = unsafe { jsonb_arg(fcinfo, 0, "term") }?;
+    jsonb::datum_of(&terms::proplist(&term)?, "")
+}
+
+/// `erlang_record(term, fields)`.
+unsafe fn term_record(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let term = unsafe { jsonb_arg(fcinfo, 0, "term") }?;
+    // SAFETY: argument 1 is text[].
+    let fields = unsafe { pg_getarg::<Vec<Option<String>>>(fcinfo, 1) }
+        .ok_or_else(|| SqlError::new(b"22004", "fields must not be NULL"))?;
+    let fields: Vec<String> = fields
+        .into_iter()
+        .map(|f| f.ok_or_else(|| SqlError::new(b"22004", "a field name must not be NULL")))
+        .collect::<SqlResult<_>>()?;
+    jsonb::datum_of(&terms::record(&term, &fields)?, "")
+}
+
+/// `erlang_last_error()`: the Erlang exception this session raised last.
+unsafe fn last_error(_fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    match error::last_exception() {
+        Some(exception) => jsonb::datum_of(&exception, ""),
+        None => {
+            // SAFETY: returning SQL NULL from a V1 function.
+            unsafe { (*_fcinfo).isnull = true };
+            Ok(Datum::from(0))
+        }
+    }
 }
 
 /// `erlang_gen_call(node, server, request, timeout_ms)`.

@@ -18,6 +18,7 @@ mod outbox;
 mod registry;
 mod requests;
 mod server;
+mod terms;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
 mod worker;
@@ -32,6 +33,8 @@ mod worker;
     name = "outbox",
     requires = ["functions"]
 );
+// Reading terms, and exceptions as data.
+::pgrx::extension_sql_file!("../sql/terms.sql", name = "terms", requires = ["functions"]);
 
 /// Registers the settings, the log hook, the `DISCARD ALL` hook and the
 /// commit callback when the library loads; under `shared_preload_libraries`

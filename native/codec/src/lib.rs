@@ -24,6 +24,7 @@ pub mod etf;
 pub mod json;
 mod term;
 pub mod text;
+pub mod view;
 
 pub use eetf_term::{from_eetf, to_eetf, EETF_MAX_DEPTH};
 pub use error::{Error, Result};

@@ -1,6 +1,8 @@
-//! Terms written as Erlang writes them with `io_lib:format("~w", [T])`, for
-//! error messages: `{undef,[{nosuch,f,[],[]}]}`. Long output is cut at a
-//! limit and ends in `...`.
+//! Terms written as Erlang writes them with `io_lib:format("~p", [T])` on
+//! one line, for error messages and `erlang_text`:
+//! `{undef,[{nosuch,f,[],[]}]}`, printable charlists as strings
+//! (`{file,"lib/enum.ex"}`). Long output is cut at a limit and ends in
+//! `...`.
 
 use std::fmt::Write;
 
@@ -36,6 +38,7 @@ fn write_term(term: &Term<'_>, out: &mut String, limit: usize) {
         Term::Float(f) => write_float(*f, out),
         Term::Binary(bytes) => write_bits(bytes, 8, out),
         Term::Bitstring(b) => write_bits(&b.bytes, b.tail_bits, out),
+        Term::List(items) if is_printable(items) => write_string(items, out),
         Term::List(items) => {
             out.push('[');
             write_seq(items, out, limit);
@@ -92,6 +95,38 @@ fn write_term(term: &Term<'_>, out: &mut String, limit: usize) {
             let _ = write!(out, "#Fun<{}.{}.{}>", c.module, c.index, c.old_uniq);
         }
     }
+}
+
+/// Whether `~p` prints the list as a string: not empty, and every element
+/// a printable character (`io_lib:printable_list/1` in the default latin1
+/// range).
+fn is_printable(items: &[Term<'_>]) -> bool {
+    !items.is_empty()
+        && items.iter().all(|item| match item {
+            Term::Int(c) => matches!(*c, 32..=126 | 160..=255 | 8..=13 | 27),
+            _ => false,
+        })
+}
+
+/// A printable list as `~p` writes it: `"text"`, with escapes.
+fn write_string(items: &[Term<'_>], out: &mut String) {
+    out.push('"');
+    for item in items {
+        let Term::Int(c) = item else { continue };
+        match *c {
+            34 => out.push_str("\\\""),
+            92 => out.push_str("\\\\"),
+            10 => out.push_str("\\n"),
+            13 => out.push_str("\\r"),
+            9 => out.push_str("\\t"),
+            11 => out.push_str("\\v"),
+            8 => out.push_str("\\b"),
+            12 => out.push_str("\\f"),
+            27 => out.push_str("\\e"),
+            c => out.push(char::from_u32(c as u32).unwrap_or('?')),
+        }
+    }
+    out.push('"');
 }
 
 fn write_seq(items: &[Term<'_>], out: &mut String, limit: usize) {
@@ -221,6 +256,22 @@ mod tests {
         assert_eq!(text(r#"{"a": 1.5}"#), r#"#{<<"a">> => 1.5}"#);
         assert_eq!(text("1e300"), "1.0e300");
         assert_eq!(text("null"), "nil");
+    }
+
+    #[test]
+    fn printable_charlists_are_strings_as_p_writes_them() {
+        assert_eq!(
+            text(
+                r#"{"$tuple": [{"$atom": "file"}, [108, 105, 98, 47, 101, 110, 117, 109, 46, 101, 120]]}"#
+            ),
+            r#"{file,"lib/enum.ex"}"#
+        );
+        assert_eq!(text("[34, 92, 10, 233]"), r#""\"\\\né""#);
+        // Not printable: a list with a control character, or a code point
+        // past latin1, or an empty list.
+        assert_eq!(text("[1, 2, 3]"), "[1,2,3]");
+        assert_eq!(text("[104, 8364]"), "[104,8364]");
+        assert_eq!(text("[]"), "[]");
     }
 
     #[test]

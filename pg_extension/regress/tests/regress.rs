@@ -272,6 +272,11 @@ fn outbox_without_worker() {
     check("outbox");
 }
 
+#[test]
+fn readable_terms() {
+    check("readable");
+}
+
 /// `pg_cancel_backend` from another session stops a call at once. How fast
 /// is measured by the benchmark, not asserted here.
 #[test]

@@ -1,0 +1,59 @@
+-- Reading what real OTP functions return, one call each.
+SELECT erlang_connect(:'node', :'cookie');
+SELECT set_config('regress.node', :'node', false) IS NOT NULL AS ok;
+-- A nested iolist (io_lib:format's result) and a charlist as text.
+SELECT erlang_string(erlang_call(:'node', 'io_lib', 'format',
+    '["User ~s@~s successfully registered", [[97, 108, 105, 99, 101], "example.org"]]'));
+SELECT erlang_string(erlang_call(:'node', 'erlang', 'atom_to_list', '[{"$atom": "élan"}]'));
+-- An application's description, from application:which_applications/0.
+SELECT erlang_string(app->'$tuple'->1) AS description
+FROM jsonb_array_elements(erlang_call(:'node', 'application', 'which_applications')) AS app
+WHERE app->'$tuple'->0 = '{"$atom": "kernel"}';
+-- A proplist (erlang:memory/0) as an object to query.
+SELECT (m->>'total')::bigint > 0 AS total, m ? 'processes' AS processes, jsonb_typeof(m) AS kind
+FROM erlang_proplist(erlang_call(:'node', 'erlang', 'memory')) AS m;
+-- A keyword list, and an Elixir struct (a map with atom keys).
+SELECT erlang_proplist('[{"$tuple": [{"$atom": "timeout"}, 5000]}, {"$tuple": [{"$atom": "name"}, "ada"]}, {"$atom": "verbose"}]');
+SELECT erlang_proplist('{"$map": [[{"$atom": "__struct__"}, {"$atom": "Elixir.Date"}], [{"$atom": "year"}, 2026], [{"$atom": "month"}, 12], [{"$atom": "calendar"}, {"$atom": "Elixir.Calendar.ISO"}]]}');
+-- A record: file:read_file_info/1's #file_info{}.
+SELECT r->'type' AS type, (r->>'size')::bigint >= 0 AS size
+FROM erlang_record(erlang_call(:'node', 'file', 'read_file_info', '["/"]')->'$tuple'->1,
+    ARRAY['size', 'type', 'access', 'atime', 'mtime', 'ctime', 'mode', 'links',
+          'major_device', 'minor_device', 'inode', 'uid', 'gid']) AS r;
+-- Any term in Erlang syntax, as ~p prints it.
+SELECT erlang_text('{"$tuple": [{"$atom": "ok"}, [85, 115, 101, 114], "bin", {"$map": [[{"$atom": "a"}, 1]]}, [1, 2, 3], {"$pid": {"node": "app@host", "id": 85, "serial": 0, "creation": 1}}]}');
+SELECT erlang_text(erlang_call(:'node', 'erlang', 'make_tuple', '[2, [108, 105, 98, 47, 101, 110, 117, 109, 46, 101, 120]]'));
+-- Shapes that are not what was asked for are refused, saying why.
+SELECT erlang_string('{"$atom": "ok"}');
+SELECT erlang_string('[104, -1]');
+SELECT erlang_proplist('[{"$tuple": [{"$atom": "a"}, 1]}, {"$tuple": [{"$atom": "a"}, 2]}]');
+SELECT erlang_proplist('[{"$tuple": [1, 2]}]');
+SELECT erlang_record('{"$tuple": [{"$atom": "user"}, "ada"]}', ARRAY['name', 'age']);
+SELECT erlang_record('{"$tuple": [{"$atom": "user"}, "ada"]}', ARRAY[NULL]);
+SELECT erlang_text(NULL) IS NULL AS strict;
+-- Exceptions as data: erlang_try_call gives them back instead of raising.
+SELECT erlang_try_call(:'node', 'erlang', 'abs', '[-3]');
+SELECT r->'error'->'class' AS class, r->'error'->'reason' AS reason, jsonb_typeof(r->'error'->'stack') AS stack
+FROM erlang_try_call(:'node', 'erlang', 'error',
+    '[{"$tuple": [{"$atom": "user_already_exists"}, "ada"]}]') AS r;
+SELECT erlang_try_call(:'node', 'erlang', 'throw', '[{"$atom": "not_found"}]');
+SELECT erlang_try_call(:'node', 'erlang', 'exit', '[{"$atom": "shutdown"}]');
+-- A node that cannot be reached still raises.
+SELECT erlang_try_call(:'missing_node', 'erlang', 'abs', '[1]');
+-- After a caught ERROR, the reason as jsonb, to branch on in PL/pgSQL.
+DO $$
+DECLARE
+    reason jsonb;
+BEGIN
+    PERFORM erlang_call(current_setting('regress.node'), 'erlang', 'error',
+        '[{"$tuple": [{"$atom": "user_already_exists"}, "ada"]}]');
+EXCEPTION WHEN SQLSTATE 'ER001' THEN
+    reason := erlang_last_error()->'reason';
+    IF reason->'$tuple'->0 = '{"$atom": "user_already_exists"}' THEN
+        RAISE NOTICE 'exists already: %', erlang_string(reason->'$tuple'->1);
+    END IF;
+END
+$$;
+SELECT erlang_last_error()->>'class' AS class;
+-- DETAIL prints charlists as strings, as ~p does.
+SELECT erlang_call(:'node', 'erlang', 'exit', '[{"$tuple": [{"$atom": "file"}, [108, 105, 98, 47, 101, 110, 117, 109, 46, 101, 120]]}]');
