@@ -43,6 +43,9 @@ pub struct SqlError {
     hint: Option<String>,
     hide_statement: bool,
     interrupted: bool,
+    /// Set for a request that ran out of time waiting for a reply (not
+    /// for a connect): [`SqlError::naming_the_call`] says which.
+    reply_timeout: bool,
 }
 
 /// Result of an SQL function body.
@@ -58,7 +61,29 @@ impl SqlError {
             hint: None,
             hide_statement: false,
             interrupted: false,
+            reply_timeout: false,
         }
+    }
+
+    /// A timeout waiting for a reply, told again with the call that timed
+    /// out and the limit it had; any other error as it is.
+    pub fn naming_the_call(self, what: &str, limit: std::time::Duration) -> SqlError {
+        if !self.reply_timeout {
+            return self;
+        }
+        SqlError::new(
+            b"57014",
+            format!(
+                "{what} got no reply within {} ms ({})",
+                limit.as_millis(),
+                self.message
+            ),
+        )
+        .hint(
+            "Pass a larger timeout_ms, or raise the server's call_timeout or \
+             erlang_cnode.call_timeout. A server that ignores requests it does not know \
+             never replies: check the request's shape. The call's process was killed.",
+        )
     }
 
     /// Adds DETAIL.
@@ -127,7 +152,10 @@ impl From<Error> for SqlError {
                 .hint("The reply was dropped; the connection goes on."),
             Error::TooLarge { .. } => SqlError::new(b"54000", message)
                 .hint("Raise erlang_cnode.max_message_size if such replies are expected."),
-            Error::Timeout { .. } => SqlError::new(b"57014", message),
+            Error::Timeout { during, .. } => SqlError {
+                reply_timeout: during == "waiting for",
+                ..SqlError::new(b"57014", message)
+            },
             Error::Interrupted { .. } => SqlError {
                 interrupted: true,
                 ..SqlError::new(b"57014", message)

@@ -281,12 +281,63 @@ unsafe fn call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
         arity,
     };
     endpoint.check(&request, args.iter().any(holds_fun))?;
-    let deadline =
-        std::time::Instant::now() + endpoint.call_timeout(unsafe { timeout_arg(fcinfo, 4) })?;
+    let limit = endpoint.call_timeout(unsafe { timeout_arg(fcinfo, 4) })?;
+    let deadline = std::time::Instant::now() + limit;
     let outcome = backend::request(&endpoint, |nodes, target| {
         nodes.call(target, &module, &function, args, &mut waiter(), deadline)
-    })?;
-    result(outcome, &request.describe(), &endpoint.node.to_string())
+    })
+    .map_err(|e| e.naming_the_call(&request.describe(), limit))?;
+    let undef = is_undef(&outcome);
+    result(outcome, &request.describe(), &endpoint.node.to_string()).map_err(|e| {
+        if undef {
+            elixir_hint(e, &endpoint, &module)
+        } else {
+            e
+        }
+    })
+}
+
+/// Whether a call raised `error:undef`.
+fn is_undef(outcome: &erlang_cnode_node::Outcome) -> bool {
+    matches!(
+        outcome,
+        erlang_cnode_node::Outcome::Exception {
+            class: erlang_cnode_node::Class::Error,
+            reason: Term::Atom(reason),
+            ..
+        } if reason == "undef"
+    )
+}
+
+/// An `undef` for `String` when the node has `Elixir.String`: says so.
+/// Only for roles with full access (the look-up is a call of
+/// `code:which/1` that no allow-list lists).
+fn elixir_hint(error: SqlError, endpoint: &Endpoint, module: &str) -> SqlError {
+    // Elixir aliases are capitalised; Erlang modules are not.
+    let alias = module.starts_with(|c: char| c.is_ascii_uppercase());
+    if !alias || module.starts_with("Elixir.") || !endpoint.privileged {
+        return error;
+    }
+    let elixir = format!("Elixir.{module}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let found = backend::request(endpoint, |nodes, target| {
+        nodes.call(
+            target,
+            "code",
+            "which",
+            vec![Term::atom(elixir.clone())],
+            &mut waiter(),
+            deadline,
+        )
+    });
+    match found {
+        Ok(erlang_cnode_node::Outcome::Return(Term::Atom(a))) if a == "non_existing" => error,
+        Ok(erlang_cnode_node::Outcome::Return(_)) => error.hint(format!(
+            "Elixir modules are named with their prefix in Erlang: the node has {elixir}, \
+             so call erlang_call(node, '{elixir}', …)."
+        )),
+        _ => error,
+    }
 }
 
 /// `erlang_try_call(node, module, function, args, timeout_ms)`: as
@@ -303,11 +354,12 @@ unsafe fn try_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
         arity: args.len(),
     };
     endpoint.check(&request, args.iter().any(holds_fun))?;
-    let deadline =
-        std::time::Instant::now() + endpoint.call_timeout(unsafe { timeout_arg(fcinfo, 4) })?;
+    let limit = endpoint.call_timeout(unsafe { timeout_arg(fcinfo, 4) })?;
+    let deadline = std::time::Instant::now() + limit;
     let outcome = backend::request(&endpoint, |nodes, target| {
         nodes.call(target, &module, &function, args, &mut waiter(), deadline)
-    })?;
+    })
+    .map_err(|e| e.naming_the_call(&request.describe(), limit))?;
     let node = endpoint.node.to_string();
     let tagged = match outcome {
         erlang_cnode_node::Outcome::Return(value) => terms::tagged("ok", value),
@@ -370,8 +422,9 @@ unsafe fn gen_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     atom_arg(&server, "server")?;
     let request = unsafe { jsonb_arg(fcinfo, 2, "request") }?;
     endpoint.check(&Request::GenCall { name: &server }, holds_fun(&request))?;
-    let deadline =
-        std::time::Instant::now() + endpoint.call_timeout(unsafe { timeout_arg(fcinfo, 3) })?;
+    let limit = endpoint.call_timeout(unsafe { timeout_arg(fcinfo, 3) })?;
+    let deadline = std::time::Instant::now() + limit;
+    let what = format!("gen_server:call({server}, {})", request_shape(&request));
     let outcome = backend::request(&endpoint, |nodes, target| {
         nodes.gen_call(
             target,
@@ -380,12 +433,23 @@ unsafe fn gen_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
             &mut waiter(),
             deadline,
         )
-    })?;
-    result(
-        outcome,
-        &format!("gen_server:call({server}, …)"),
-        &endpoint.node.to_string(),
-    )
+    })
+    .map_err(|e| e.naming_the_call(&what, limit))?;
+    result(outcome, &what, &endpoint.node.to_string())
+}
+
+/// A gen_server request as an error names it: its tag (`{get, …}`,
+/// `stop`), or `…`.
+fn request_shape(request: &Term<'_>) -> String {
+    match request {
+        Term::Atom(tag) => terms::text(&Term::Atom(tag.clone())),
+        Term::Tuple(items) => match items.first() {
+            Some(tag @ Term::Atom(_)) if items.len() > 1 => format!("{{{}, …}}", terms::text(tag)),
+            Some(tag @ Term::Atom(_)) => format!("{{{}}}", terms::text(tag)),
+            _ => "…".into(),
+        },
+        _ => "…".into(),
+    }
 }
 
 /// `erlang_cast(node, module, function, args)`: true once sent.

@@ -33,6 +33,18 @@ defmodule ErlangCnode.Integration.SqlTest do
     %{session: conn}
   end
 
+  test "undef for an Elixir module called without its prefix hints at the prefix",
+       %{session: s, node: node} do
+    assert {:error, %{code: "ER001", hint: hint}} =
+             query(s, "SELECT erlang_call(#{node}, 'String', 'upcase', '[\"a\"]')")
+
+    assert hint =~ "Elixir.String"
+
+    # An Erlang module's undef gets no such hint.
+    assert {:error, %{code: "ER001", hint: nil}} =
+             query(s, "SELECT erlang_call(#{node}, 'lists', 'nosuch', '[]')")
+  end
+
   test "a service call returns its result as jsonb", %{session: s, node: node} do
     assert [["3"]] =
              query!(

@@ -57,3 +57,6 @@ $$;
 SELECT erlang_last_error()->>'class' AS class;
 -- DETAIL prints charlists as strings, as ~p does.
 SELECT erlang_call(:'node', 'erlang', 'exit', '[{"$tuple": [{"$atom": "file"}, [108, 105, 98, 47, 101, 110, 117, 109, 46, 101, 120]]}]');
+-- A timeout names the call and its limit.
+SELECT erlang_call(:'node', 'timer', 'sleep', '[5000]', 100);
+SELECT erlang_gen_call(:'node', 'regress_server', '{"$tuple": [{"$atom": "sleep"}, 5000]}', 100);
