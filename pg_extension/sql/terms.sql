@@ -14,6 +14,12 @@ CREATE FUNCTION erlang_string(term jsonb) RETURNS text
 COMMENT ON FUNCTION erlang_string(jsonb) IS
     'A charlist, iolist or binary as text (as unicode:characters_to_binary/1 reads it); an ERROR for anything else.';
 
+CREATE FUNCTION erlang_charlist(text text) RETURNS jsonb
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'erlang_charlist';
+COMMENT ON FUNCTION erlang_charlist(text) IS
+    'The text as an Erlang charlist (a list of code points), for functions that take strings as lists.';
+
 CREATE FUNCTION erlang_proplist(term jsonb) RETURNS jsonb
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'erlang_proplist';
@@ -44,7 +50,7 @@ COMMENT ON FUNCTION erlang_last_error() IS
 -- For everyone: the readers call no node; erlang_try_call checks rights
 -- inside, as erlang_call does.
 GRANT EXECUTE ON FUNCTION
-    erlang_text(jsonb), erlang_string(jsonb), erlang_proplist(jsonb),
+    erlang_text(jsonb), erlang_string(jsonb), erlang_charlist(text), erlang_proplist(jsonb),
     erlang_record(jsonb, text[]), erlang_try_call(text, text, text, jsonb, integer),
     erlang_last_error()
 TO PUBLIC;

@@ -64,6 +64,7 @@ sql_functions! {
     erlang_proplist, pg_finfo_erlang_proplist => run(term_proplist);
     erlang_record, pg_finfo_erlang_record => run(term_record);
     erlang_last_error, pg_finfo_erlang_last_error => run(last_error);
+    erlang_charlist, pg_finfo_erlang_charlist => run(term_charlist);
 }
 
 /// Runs `body` with PostgreSQL errors and Rust panics inside it reported
@@ -382,6 +383,13 @@ unsafe fn term_text(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
 unsafe fn term_string(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let term = unsafe { jsonb_arg(fcinfo, 0, "term") }?;
     Ok(terms::string(&term)?.into_datum().unwrap_or(Datum::from(0)))
+}
+
+/// `erlang_charlist(text)`: the text as a charlist (its code points).
+unsafe fn term_charlist(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let text = unsafe { text_arg(fcinfo, 0, "text") }?;
+    let chars = Term::List(text.chars().map(|c| Term::Int(c as i64)).collect());
+    jsonb::datum_of(&chars, "")
 }
 
 /// `erlang_proplist(term)`.

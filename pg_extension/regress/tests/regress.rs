@@ -99,6 +99,11 @@ fn pg_major() -> String {
 /// Runs `sql/NAME.sql` and compares it with `expected/NAME.out` (or
 /// `expected/NAME_pgMAJOR.out` where that exists).
 fn check(name: &str) {
+    check_script(name, &here().join(format!("sql/{name}.sql")));
+}
+
+/// Runs the script at `path` as [`check`] runs `sql/NAME.sql`.
+fn check_script(name: &str, path: &std::path::Path) {
     let cluster = cluster();
     let short = target(false);
     let long = target(true);
@@ -121,7 +126,7 @@ fn check(name: &str) {
     for var in &vars {
         args.extend(["-v", var.as_str()]);
     }
-    let out = cluster.psql_file("regress", &here().join(format!("sql/{name}.sql")), &args);
+    let out = cluster.psql_file("regress", path, &args);
     let actual = normalize(
         &String::from_utf8_lossy(&out.stdout).replace(&fake.name, "<fake node>"),
         &[
@@ -275,6 +280,34 @@ fn outbox_without_worker() {
 #[test]
 fn readable_terms() {
     check("readable");
+}
+
+/// Every `sql` block of `docs/cookbook.md`, in order, as one script: the
+/// cookbook's examples cannot drift from what the extension does.
+#[test]
+fn cookbook_examples() {
+    let doc =
+        std::fs::read_to_string(here().join("../../docs/cookbook.md")).expect("docs/cookbook.md");
+    // The DO block of the cookbook reads the node from a setting.
+    let mut script =
+        String::from("SELECT set_config('cookbook.node', :'node', false) IS NOT NULL AS ok;\n");
+    let mut inside = false;
+    for line in doc.lines() {
+        match line.trim() {
+            "```sql" => inside = true,
+            "```" if inside => inside = false,
+            _ if inside => {
+                script.push_str(line);
+                script.push('\n');
+            }
+            _ => {}
+        }
+    }
+    let results = here().join("results");
+    std::fs::create_dir_all(&results).unwrap();
+    let path = results.join("cookbook.sql");
+    std::fs::write(&path, script).unwrap();
+    check_script("cookbook", &path);
 }
 
 /// `pg_cancel_backend` from another session stops a call at once. How fast
