@@ -190,10 +190,27 @@ CREATE FUNCTION erlang_last_error() RETURNS jsonb
 COMMENT ON FUNCTION erlang_last_error() IS
     'The Erlang exception this session raised last as an ERROR, as {"class", "reason", "stack"}; NULL if none.';
 
--- For everyone: the readers call no node; erlang_try_call checks rights
--- inside, as erlang_call does.
+-- Any process as a target: besides a registered name (text), a jsonb
+-- target: a pid, {global, Name}, {via, Module, Name} or {Name, Node}.
+CREATE FUNCTION erlang_send(node text, target jsonb, message jsonb) RETURNS boolean
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'erlang_send_to';
+COMMENT ON FUNCTION erlang_send(text, jsonb, jsonb) IS
+    'Sends a message to a pid, {global, Name}, {via, Module, Name}, {Name, Node} or a registered name given as jsonb.';
+
+CREATE FUNCTION erlang_gen_call(
+    node text, server jsonb, request jsonb, timeout_ms integer DEFAULT NULL
+) RETURNS jsonb
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'erlang_gen_call_to';
+COMMENT ON FUNCTION erlang_gen_call(text, jsonb, jsonb, integer) IS
+    'gen_server:call of a pid, {global, Name}, {via, Module, Name}, {Name, Node} or a registered name given as jsonb.';
+
+-- For everyone: the readers call no node; the others check rights inside,
+-- as erlang_call does.
 GRANT EXECUTE ON FUNCTION
     erlang_text(jsonb), erlang_string(jsonb), erlang_charlist(text), erlang_proplist(jsonb),
     erlang_record(jsonb, text[]), erlang_try_call(text, text, text, jsonb, integer),
-    erlang_last_error()
+    erlang_last_error(), erlang_send(text, jsonb, jsonb),
+    erlang_gen_call(text, jsonb, jsonb, integer)
 TO PUBLIC;

@@ -13,7 +13,7 @@ use crate::allow::{holds_fun, Request};
 use crate::backend::{self, waiter};
 use crate::error::{self, SqlError, SqlResult};
 use crate::server::{self, CookieSource, Endpoint};
-use crate::{jsonb, log, outbox, requests, terms};
+use crate::{jsonb, log, outbox, requests, targets, terms};
 
 /// Defines the C entry points of V1 functions whose bodies return a
 /// `SqlResult<Datum>`.
@@ -65,6 +65,8 @@ sql_functions! {
     erlang_record, pg_finfo_erlang_record => run(term_record);
     erlang_last_error, pg_finfo_erlang_last_error => run(last_error);
     erlang_charlist, pg_finfo_erlang_charlist => run(term_charlist);
+    erlang_send_to, pg_finfo_erlang_send_to => run_checked(send_to);
+    erlang_gen_call_to, pg_finfo_erlang_gen_call_to => run_checked(gen_call_to);
 }
 
 /// Runs `body` with PostgreSQL errors and Rust panics inside it reported
@@ -428,6 +430,7 @@ unsafe fn gen_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let endpoint = unsafe { endpoint_arg(fcinfo) }?;
     let server = unsafe { text_arg(fcinfo, 1, "server") }?;
     atom_arg(&server, "server")?;
+    targets::check_text_name(&server, "server")?;
     let request = unsafe { jsonb_arg(fcinfo, 2, "request") }?;
     endpoint.check(&Request::GenCall { name: &server }, holds_fun(&request))?;
     let limit = endpoint.call_timeout(unsafe { timeout_arg(fcinfo, 3) })?;
@@ -483,6 +486,7 @@ unsafe fn send(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let endpoint = unsafe { endpoint_arg(fcinfo) }?;
     let name = unsafe { text_arg(fcinfo, 1, "name") }?;
     atom_arg(&name, "name")?;
+    targets::check_text_name(&name, "name")?;
     let message = unsafe { jsonb_arg(fcinfo, 2, "message") }?;
     endpoint.check(&Request::Send { name: &name }, holds_fun(&message))?;
     let deadline = std::time::Instant::now() + endpoint.call_timeout(None)?;
@@ -496,6 +500,83 @@ unsafe fn send(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
         )
     })?;
     Ok(Datum::from(true))
+}
+
+/// `erlang_send(node, target jsonb, message)`: true once sent (for a
+/// target resolved on the node, once the node has sent it on).
+unsafe fn send_to(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let endpoint = unsafe { endpoint_arg(fcinfo) }?;
+    let target = targets::parse(unsafe { jsonb_arg(fcinfo, 1, "target") }?, &endpoint)?;
+    let message = unsafe { jsonb_arg(fcinfo, 2, "message") }?;
+    let limit = endpoint.call_timeout(None)?;
+    let deadline = std::time::Instant::now() + limit;
+    let to = match target {
+        targets::ProcessTarget::Name(name) => {
+            endpoint.check(&Request::Send { name: &name }, holds_fun(&message))?;
+            Term::atom(name)
+        }
+        targets::ProcessTarget::Pid(pid) => pid,
+        targets::ProcessTarget::Elsewhere(target) => {
+            let (module, function, args) = targets::sender(target, message);
+            let what = format!("{module}:{function}/2");
+            let outcome = backend::request(&endpoint, |nodes, t| {
+                nodes.call(t, &module, &function, args, &mut waiter(), deadline)
+            })
+            .map_err(|e| e.naming_the_call(&what, limit))?;
+            result(outcome, &what, &endpoint.node.to_string())?;
+            return Ok(Datum::from(true));
+        }
+    };
+    backend::request(&endpoint, |nodes, t| {
+        nodes.send(t, &to, &message, &mut waiter(), deadline)
+    })?;
+    Ok(Datum::from(true))
+}
+
+/// `erlang_gen_call(node, server jsonb, request, timeout_ms)`: a pid on
+/// the node is called as a name is; `{global, …}`, `{via, …}` and other
+/// nodes' processes by `gen_server:call/3` on the node.
+unsafe fn gen_call_to(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let endpoint = unsafe { endpoint_arg(fcinfo) }?;
+    let target = targets::parse(unsafe { jsonb_arg(fcinfo, 1, "server") }?, &endpoint)?;
+    let request = unsafe { jsonb_arg(fcinfo, 2, "request") }?;
+    let limit = endpoint.call_timeout(unsafe { timeout_arg(fcinfo, 3) })?;
+    let deadline = std::time::Instant::now() + limit;
+    let server = match target {
+        targets::ProcessTarget::Name(name) => {
+            endpoint.check(&Request::GenCall { name: &name }, holds_fun(&request))?;
+            Term::atom(name)
+        }
+        targets::ProcessTarget::Pid(pid) => pid,
+        targets::ProcessTarget::Elsewhere(target) => {
+            let what = format!(
+                "gen_server:call({}, {})",
+                terms::text(&target),
+                request_shape(&request)
+            );
+            // The node's own timeout a little before ours, so that a slow
+            // server ends as gen_server's exit {timeout, …}.
+            let inner = limit
+                .saturating_sub(std::time::Duration::from_millis(100))
+                .max(std::time::Duration::from_millis(1));
+            let args = vec![target, request, Term::Int(inner.as_millis() as i64)];
+            let outcome = backend::request(&endpoint, |nodes, t| {
+                nodes.call(t, "gen_server", "call", args, &mut waiter(), deadline)
+            })
+            .map_err(|e| e.naming_the_call(&what, limit))?;
+            return result(outcome, &what, &endpoint.node.to_string());
+        }
+    };
+    let what = format!(
+        "gen_server:call({}, {})",
+        terms::text(&server),
+        request_shape(&request)
+    );
+    let outcome = backend::request(&endpoint, |nodes, t| {
+        nodes.gen_call(t, &server, &request, &mut waiter(), deadline)
+    })
+    .map_err(|e| e.naming_the_call(&what, limit))?;
+    result(outcome, &what, &endpoint.node.to_string())
 }
 
 /// An optional `key` argument: NULL or a non-empty text.

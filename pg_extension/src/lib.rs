@@ -18,6 +18,7 @@ mod outbox;
 mod registry;
 mod requests;
 mod server;
+mod targets;
 mod terms;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;

@@ -60,3 +60,20 @@ SELECT erlang_call(:'node', 'erlang', 'exit', '[{"$tuple": [{"$atom": "file"}, [
 -- A timeout names the call and its limit.
 SELECT erlang_call(:'node', 'timer', 'sleep', '[5000]', 100);
 SELECT erlang_gen_call(:'node', 'regress_server', '{"$tuple": [{"$atom": "sleep"}, 5000]}', 100);
+-- Any process as a target, given as jsonb.
+CREATE TEMP TABLE server_pid AS
+SELECT erlang_call(:'node', 'erlang', 'whereis', '[{"$atom": "regress_server"}]') AS pid;
+SELECT erlang_send(:'node', pid, '{"$atom": "to_the_pid"}') FROM server_pid;
+SELECT erlang_gen_call(:'node', pid, '{"$tuple": [{"$atom": "echo"}, "by pid"]}') FROM server_pid;
+SELECT erlang_call(:'node', 'global', 'register_name', jsonb_build_array('{"$atom": "regress_global"}'::jsonb, pid)) FROM server_pid;
+SELECT erlang_gen_call(:'node', '{"$tuple": [{"$atom": "global"}, {"$atom": "regress_global"}]}'::jsonb, '{"$tuple": [{"$atom": "echo"}, "by global name"]}');
+SELECT erlang_gen_call(:'node', '{"$tuple": [{"$atom": "via"}, {"$atom": "global"}, {"$atom": "regress_global"}]}'::jsonb, '{"$tuple": [{"$atom": "echo"}, "by via"]}');
+SELECT erlang_send(:'node', '{"$tuple": [{"$atom": "global"}, {"$atom": "regress_global"}]}'::jsonb, '{"$atom": "to_the_global_name"}');
+SELECT erlang_send(:'node', jsonb_build_object('$tuple', jsonb_build_array('{"$atom": "regress_server"}'::jsonb, jsonb_build_object('$atom', :'node'))), '{"$atom": "to_name_at_node"}');
+SELECT m FROM jsonb_array_elements(erlang_gen_call(:'node', 'regress_server', '{"$atom": "seen"}')) AS m
+WHERE m::text LIKE '%to_%';
+-- A global name nobody has, and what is no target.
+SELECT erlang_gen_call(:'node', '{"$tuple": [{"$atom": "global"}, {"$atom": "nobody_here"}]}'::jsonb, '{"$atom": "hello"}');
+SELECT erlang_send(:'node', '42'::jsonb, '1');
+-- A name given as text that is plainly JSON is refused, not made an atom.
+SELECT erlang_send(:'node', '{"$pid": {"node": "a@b", "id": 1, "serial": 0, "creation": 0}}', '1');
