@@ -204,6 +204,12 @@ impl Connection {
             waiter,
             deadline,
         )?;
+        if peer.name != name {
+            return Err(Error::OtherName {
+                asked: name,
+                answered: peer.name,
+            });
+        }
         Ok(Connection {
             channel: Channel::new(stream, name),
             own_pid: local.pid(&local_name),

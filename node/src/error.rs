@@ -57,6 +57,15 @@ pub enum Error {
         /// The status the node sent.
         status: String,
     },
+    /// The node answered under another name than the one asked for (a
+    /// host alias): OTP refuses such a connection, and so does this node.
+    #[error("node {asked} answered as {answered}")]
+    OtherName {
+        /// The name asked for.
+        asked: String,
+        /// The name the node gave in the handshake.
+        answered: String,
+    },
     /// The cookies do not match.
     #[error("node {node} rejected the cookie (or its cookie differs)")]
     WrongCookie {

@@ -111,8 +111,9 @@ impl Nodes {
         waiter: &mut dyn Wait,
         deadline: Instant,
     ) -> Result<()> {
-        self.entries.remove(&node.to_string());
+        // A connection that works is kept if the new one cannot be made.
         let mut connection = Connection::open(node, &self.local, cookie, waiter, deadline)?;
+        self.entries.remove(&node.to_string());
         connection.set_max_message_size(self.max_message_size);
         if self.keep_acks {
             connection.keep_acks();
@@ -185,6 +186,17 @@ impl Nodes {
         }
     }
 
+    /// Drops the connections whose peer has closed them (read without
+    /// waiting: a node that died is noticed at once, not at its next use).
+    pub fn prune_closed(&mut self, waiter: &mut dyn Wait) {
+        // Only what has arrived is read; a frame that has begun gets a
+        // moment to end.
+        let grace = Instant::now() + std::time::Duration::from_millis(100);
+        self.entries.retain(|_, entry| {
+            !entry.connection.is_broken() && entry.connection.check_idle(waiter, grace).is_ok()
+        });
+    }
+
     /// Every live connection, by node name.
     pub fn connections(&self) -> Vec<ConnectionInfo> {
         self.entries
@@ -242,7 +254,16 @@ impl Nodes {
             },
         };
         if let Some(cookie) = reconnect_with {
-            self.connect(node, &cookie, waiter, deadline)?;
+            if let Err(e) = self.connect(node, &cookie, waiter, deadline) {
+                if matches!(e, Error::WrongCookie { .. }) {
+                    // The node has another cookie now (it restarted with
+                    // one): the next request asks for the configured one
+                    // instead of trying this one forever.
+                    self.cookies.remove(&key);
+                    self.entries.remove(&key);
+                }
+                return Err(e);
+            }
         }
         Ok(self.entries.get_mut(&key).expect("connected above"))
     }

@@ -161,10 +161,13 @@ pub fn disconnect(endpoint: &Endpoint) -> SqlResult<bool> {
 pub fn connections() -> Vec<erlang_cnode_node::ConnectionInfo> {
     let role = crate::server::current_role();
     NODES.with(|cell| {
-        cell.borrow()
-            .get(&role.to_u32())
-            .map(Nodes::connections)
-            .unwrap_or_default()
+        let mut all = cell.borrow_mut();
+        let Some(nodes) = all.get_mut(&role.to_u32()) else {
+            return Vec::new();
+        };
+        // A node killed since the last call is not listed.
+        nodes.prune_closed(&mut waiter());
+        nodes.connections()
     })
 }
 

@@ -139,6 +139,13 @@ impl From<Error> for SqlError {
                 .hint("Is the node running? `epmd -names` on its host lists the nodes it knows."),
             Error::ConnectFailed { .. } => SqlError::new(b"08N04", message),
             Error::Refused { .. } => SqlError::new(b"08N05", message),
+            Error::OtherName { ref answered, .. } => {
+                let hint = format!(
+                    "Name the node as it names itself: {answered}. Another host name for the \
+                     same machine reaches the same node, which OTP refuses under a second name."
+                );
+                SqlError::new(b"08N05", message).hint(hint)
+            }
             Error::WrongCookie { .. } => SqlError::new(b"08N06", message).hint(
                 "Give the node's cookie in the user mapping for its server (or to \
                  erlang_connect), or make the server OS user's ~/.erlang.cookie the node's.",

@@ -95,18 +95,25 @@ fn binaries_and_bitstrings() {
         }),
         r#"{"$bitstring":{"base64":"oA==","bits":3}}"#,
     );
-    // Unused low bits in hand-written input are cleared, a whole number of bytes is a binary.
-    assert_eq!(
-        json::parse(r#"{"$bitstring":{"bits":3,"base64":"vw=="}}"#).unwrap(),
-        Term::Bitstring(Bitstring {
-            bytes: Cow::Owned(vec![0xa0]),
-            tail_bits: 3
-        })
-    );
+    // Bits past the size in hand-written input would be lost: refused, not
+    // changed. A whole number of bytes is a binary.
+    assert!(json::parse(r#"{"$bitstring":{"bits":3,"base64":"vw=="}}"#).is_err());
+    assert!(json::parse(r#"{"$bitstring":{"bits":3,"base64":"/w=="}}"#).is_err());
     assert_eq!(
         json::parse(r#"{"$bitstring":{"bits":8,"base64":"vw=="}}"#).unwrap(),
         Term::binary(vec![0xbf])
     );
+}
+
+#[test]
+fn pids_ports_and_references_need_a_node() {
+    for empty in [
+        r#"{"$pid":{"node":"","id":1,"serial":0,"creation":0}}"#,
+        r#"{"$port":{"node":"","id":1,"creation":0}}"#,
+        r#"{"$reference":{"node":"","creation":0,"id":[1]}}"#,
+    ] {
+        assert!(json::parse(empty).is_err(), "{empty}");
+    }
 }
 
 #[test]

@@ -77,3 +77,27 @@ SELECT erlang_gen_call(:'node', '{"$tuple": [{"$atom": "global"}, {"$atom": "nob
 SELECT erlang_send(:'node', '42'::jsonb, '1');
 -- A name given as text that is plainly JSON is refused, not made an atom.
 SELECT erlang_send(:'node', '{"$pid": {"node": "a@b", "id": 1, "serial": 0, "creation": 0}}', '1');
+-- One connection per real node: another host name for it is refused,
+-- saying which name the node has.
+SELECT erlang_connect(regexp_replace(:'node', '@.*', '@localhost'), :'cookie');
+-- A failed erlang_connect leaves the working connection alone.
+SELECT erlang_connect(:'node', 'not-the-cookie');
+SELECT erlang_call(:'node', 'erlang', 'abs', '[-7]');
+-- A node that stopped is not listed (its connection is checked first).
+SELECT erlang_connect(:'spare_node', :'spare_cookie');
+SELECT count(*) AS listed FROM erlang_connections() WHERE node = :'spare_node';
+SELECT erlang_cast(:'spare_node', 'erlang', 'halt', '[]');
+SELECT set_config('regress.spare', :'spare_node', false) IS NOT NULL AS ok;
+DO $$
+BEGIN
+    FOR i IN 1..100 LOOP
+        EXIT WHEN NOT EXISTS (SELECT FROM erlang_connections()
+                              WHERE node = current_setting('regress.spare'));
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$$;
+SELECT count(*) AS listed FROM erlang_connections() WHERE node = :'spare_node';
+-- Terms the mapping would change are refused, not altered.
+SELECT erlang_call(:'node', 'erlang', 'bit_size', '[{"$bitstring": {"base64": "/w==", "bits": 3}}]');
+SELECT erlang_call(:'node', 'erlang', 'is_pid', '[{"$pid": {"node": "", "id": 1, "serial": 0, "creation": 0}}]');

@@ -82,7 +82,7 @@ pub(crate) fn interpret<'a>(tag: &str, payload: Term<'a>) -> Result<Parsed<'a>> 
         PORT => {
             let [node, id, creation] = fields(payload, PORT, ["node", "id", "creation"])?;
             Term::Port(Box::new(Port {
-                node: atom_name(node, PORT)?,
+                node: node_name(node, PORT)?,
                 id: u64_of(&id, PORT)?,
                 creation: uint(&creation, PORT)?,
             }))
@@ -98,7 +98,7 @@ pub(crate) fn interpret<'a>(tag: &str, payload: Term<'a>) -> Result<Parsed<'a>> 
                 .map(|w| uint(w, REFERENCE))
                 .collect::<Result<_>>()?;
             Term::Reference(Box::new(Reference {
-                node: atom_name(node, REFERENCE)?,
+                node: node_name(node, REFERENCE)?,
                 creation: uint(&creation, REFERENCE)?,
                 id,
             }))
@@ -131,6 +131,16 @@ fn text<'a>(term: Term<'a>, tag: &'static str) -> Result<Cow<'a, str>> {
         Term::Binary(Cow::Owned(b)) => String::from_utf8(b).map(Cow::Owned).map_err(|_| not_text()),
         _ => Err(not_text()),
     }
+}
+
+/// A node name of a pid, port or reference: an atom name, not empty (no
+/// node has that name, and Erlang would not read it back).
+fn node_name<'a>(term: Term<'a>, tag: &'static str) -> Result<Cow<'a, str>> {
+    let name = atom_name(term, tag)?;
+    if name.is_empty() {
+        return Err(bad(tag, "node must not be empty"));
+    }
+    Ok(name)
 }
 
 fn atom_name<'a>(term: Term<'a>, tag: &'static str) -> Result<Cow<'a, str>> {
@@ -231,8 +241,16 @@ fn bitstring(payload: Term<'_>) -> Result<Term<'static>> {
     if tail_bits == 0 {
         return Ok(Term::Binary(Cow::Owned(bytes)));
     }
-    if let Some(last) = bytes.last_mut() {
-        *last &= 0xff << (8 - tail_bits);
+    // Bits past the size would be dropped: input that would not come back
+    // as it went is refused.
+    if bytes
+        .last()
+        .is_some_and(|last| last & !(0xffu8 << (8 - tail_bits)) != 0)
+    {
+        return Err(bad(
+            BITSTRING,
+            "the bits past the size in the last byte must be zero",
+        ));
     }
     Ok(Term::Bitstring(Bitstring {
         bytes: Cow::Owned(bytes),
@@ -243,7 +261,7 @@ fn bitstring(payload: Term<'_>) -> Result<Term<'static>> {
 fn pid_fields<'a>(payload: Term<'a>, tag: &'static str) -> Result<Pid<'a>> {
     let [node, id, serial, creation] = fields(payload, tag, ["node", "id", "serial", "creation"])?;
     Ok(Pid {
-        node: atom_name(node, tag)?,
+        node: node_name(node, tag)?,
         id: uint(&id, tag)?,
         serial: uint(&serial, tag)?,
         creation: uint(&creation, tag)?,
