@@ -232,7 +232,7 @@ fn map(payload: Term<'_>) -> Result<Term<'_>> {
 
 fn bitstring(payload: Term<'_>) -> Result<Term<'static>> {
     let [data, bits] = fields(payload, BITSTRING, ["base64", "bits"])?;
-    let mut bytes = base64(data, BITSTRING)?;
+    let bytes = base64(data, BITSTRING)?;
     let bits: u64 = uint(&bits, BITSTRING)?;
     if bits.div_ceil(8) != bytes.len() as u64 {
         return Err(bad(BITSTRING, "bits does not match the number of bytes"));
