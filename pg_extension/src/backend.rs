@@ -178,6 +178,7 @@ fn discard_all_connections() {
     crate::requests::forget_all();
     NODES.with(|cell| cell.borrow_mut().clear());
     crate::log::forget_secrets();
+    crate::error::forget_last_exception();
 }
 
 /// Gives up on every call under way on every connection: their processes

@@ -178,9 +178,10 @@ impl From<Error> for SqlError {
 }
 
 thread_local! {
-    /// The Erlang exception this session raised as an ERROR last, as
-    /// `erlang_last_error()` gives it.
-    static LAST_EXCEPTION: std::cell::RefCell<Option<Term<'static>>> =
+    /// The Erlang exception this session raised as an ERROR last, with
+    /// the role it was raised for (`erlang_last_error()` shows it only to
+    /// that role).
+    static LAST_EXCEPTION: std::cell::RefCell<Option<(u32, Term<'static>)>> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -205,9 +206,21 @@ pub fn exception_term(
     Term::Map(entries)
 }
 
-/// The exception this session raised last (see [`exception`]).
+/// The exception this session raised last for the current role (see
+/// [`exception`]).
 pub fn last_exception() -> Option<Term<'static>> {
-    LAST_EXCEPTION.with_borrow(Clone::clone)
+    // SAFETY: reads the backend's current user id.
+    let role = unsafe { pgrx::pg_sys::GetUserId() }.to_u32();
+    LAST_EXCEPTION.with_borrow(|last| {
+        last.as_ref()
+            .filter(|(owner, _)| *owner == role)
+            .map(|(_, exception)| exception.clone())
+    })
+}
+
+/// Forgets the last exception (`DISCARD ALL`).
+pub fn forget_last_exception() {
+    LAST_EXCEPTION.set(None);
 }
 
 /// The ERROR for an Erlang exception raised by `what` (e.g. `lists:foo/2`)
@@ -240,7 +253,9 @@ pub fn exception(
         reason.clone().into_owned(),
         stack.map(|s| s.clone().into_owned()),
     );
-    LAST_EXCEPTION.set(Some(whole));
+    // SAFETY: reads the backend's current user id.
+    let role = unsafe { pgrx::pg_sys::GetUserId() }.to_u32();
+    LAST_EXCEPTION.set(Some((role, whole)));
     SqlError::new(
         code,
         format!("{what} on node {node} raised {}: {short}", class.as_str()),

@@ -101,3 +101,14 @@ SELECT count(*) AS listed FROM erlang_connections() WHERE node = :'spare_node';
 -- Terms the mapping would change are refused, not altered.
 SELECT erlang_call(:'node', 'erlang', 'bit_size', '[{"$bitstring": {"base64": "/w==", "bits": 3}}]');
 SELECT erlang_call(:'node', 'erlang', 'is_pid', '[{"$pid": {"node": "", "id": 1, "serial": 0, "creation": 0}}]');
+-- The last exception is its role's, and DISCARD ALL forgets it.
+SELECT erlang_try_call(:'node', 'erlang', 'abs', '[1]') IS NOT NULL AS ok;
+SELECT erlang_call(:'node', 'erlang', 'error', '[{"$atom": "last_one"}]');
+SELECT erlang_last_error()->'reason' AS reason;
+CREATE ROLE readable_other;
+SET ROLE readable_other;
+SELECT erlang_last_error() IS NULL AS not_for_others;
+RESET ROLE;
+DROP ROLE readable_other;
+DISCARD ALL;
+SELECT erlang_last_error() IS NULL AS forgotten;
