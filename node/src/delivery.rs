@@ -32,21 +32,42 @@ pub const DELIVERY_TAG: &str = "$erlang_cnode_delivery";
 /// The tag of an acknowledgement.
 pub const ACK_TAG: &str = "$erlang_cnode_ack";
 
+/// Who a message is for, on the node a parcel goes to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recipient {
+    /// A registered name.
+    Name(String),
+    /// A pid of the node.
+    Pid(Term<'static>),
+    /// A name in a registry, looked up with `module:whereis_name(name)`
+    /// when the message goes (`global`, or the module of a `via` name).
+    Registered {
+        /// The registry module.
+        module: String,
+        /// The name in it.
+        name: Term<'static>,
+    },
+}
+
 /// What one queued message asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Parcel {
-    /// `message` to the process registered as `name`, in the acknowledged
-    /// envelope.
+    /// `message` to `to`, in the acknowledged envelope; `destination`
+    /// names where it goes (parcels to one destination keep their order).
     Acked {
-        /// The registered name.
-        name: String,
+        /// Who it is for.
+        to: Recipient,
+        /// Where it goes, as the outbox shows it.
+        destination: String,
         /// The message.
         message: Term<'static>,
     },
-    /// `message` to the process registered as `name`, once.
+    /// `message` to `to`, once.
     Bare {
-        /// The registered name.
-        name: String,
+        /// Who it is for.
+        to: Recipient,
+        /// Where it goes, as the outbox shows it.
+        destination: String,
         /// The message.
         message: Term<'static>,
     },
@@ -154,6 +175,9 @@ pub struct Courier {
     unreachable: BTreeMap<(String, u64), String>,
     /// When each destination (node and name) last acknowledged a parcel.
     progress: BTreeMap<(String, String), Instant>,
+    /// Registered names looked up since the last collect: (node, module,
+    /// name) to pid.
+    resolved: BTreeMap<(String, String, String), Term<'static>>,
 }
 
 impl std::fmt::Debug for Courier {
@@ -176,6 +200,7 @@ impl Courier {
             settled: Vec::new(),
             unreachable: BTreeMap::new(),
             progress: BTreeMap::new(),
+            resolved: BTreeMap::new(),
         }
     }
 
@@ -266,15 +291,25 @@ impl Courier {
         }
         let deadline = Instant::now() + timeouts.delivery;
         match parcel {
-            Parcel::Acked { name, message } => {
-                let destination = name.clone();
+            Parcel::Acked {
+                to,
+                destination,
+                message,
+            } => {
+                let to = match self.address(target, to, waiter, deadline) {
+                    Ok(to) => to,
+                    Err(why) => {
+                        self.settled.push((id, Fate::Failed(why)));
+                        return true;
+                    }
+                };
                 let sent = self.nodes.request(
                     target,
                     waiter,
                     deadline,
                     |c, _, w| {
                         let wrapped = envelope(id, message, c.own_pid());
-                        c.send_to(&Term::atom(name), &wrapped, w, deadline)
+                        c.send_to(&to, &wrapped, w, deadline)
                     },
                     |_| false,
                 );
@@ -296,10 +331,15 @@ impl Courier {
                     Err(e) => self.unreachable(reach, id, e.to_string()),
                 }
             }
-            Parcel::Bare { name, message } => {
-                let sent = self
-                    .nodes
-                    .send(target, &Term::atom(name), &message, waiter, deadline);
+            Parcel::Bare { to, message, .. } => {
+                let to = match self.address(target, to, waiter, deadline) {
+                    Ok(to) => to,
+                    Err(why) => {
+                        self.settled.push((id, Fate::Failed(why)));
+                        return true;
+                    }
+                };
+                let sent = self.nodes.send(target, &to, &message, waiter, deadline);
                 match sent {
                     Ok(()) => self.settled.push((id, Fate::Delivered)),
                     Err(e) => self.unreachable(reach, id, e.to_string()),
@@ -327,6 +367,51 @@ impl Courier {
             }
         }
         true
+    }
+
+    /// The address a message for `to` is sent to: a name or pid as it is,
+    /// a registered name looked up on the node now (each name once until
+    /// the next collect).
+    fn address(
+        &mut self,
+        target: &Target<'_>,
+        to: Recipient,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<Term<'static>, String> {
+        let (module, name) = match to {
+            Recipient::Name(name) => return Ok(Term::atom(name)),
+            Recipient::Pid(pid) => return Ok(pid),
+            Recipient::Registered { module, name } => (module, name),
+        };
+        let key = (
+            target.node.to_string(),
+            module.clone(),
+            erlang_cnode_codec::text::to_erlang_text(&name, 1024),
+        );
+        if let Some(pid) = self.resolved.get(&key) {
+            return Ok(pid.clone());
+        }
+        let found = self.nodes.call(
+            target,
+            &module,
+            "whereis_name",
+            vec![name],
+            waiter,
+            deadline,
+        );
+        match found {
+            Ok(Outcome::Return(pid @ Term::Pid(_))) => {
+                self.resolved.insert(key, pid.clone());
+                Ok(pid)
+            }
+            Ok(Outcome::Return(_)) => Err(format!(
+                "no process is registered as {} in {module} on node {}",
+                key.2, target.node
+            )),
+            Ok(outcome) => Err(describe(&outcome)),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// Parcel `id` failed because `node` could not be reached (or its
@@ -399,6 +484,7 @@ impl Courier {
     /// came: the parcels settled since the last call, each once.
     pub fn collect(&mut self, waiter: &mut dyn Wait, until: Instant) -> Vec<(i64, Fate)> {
         self.unreachable.clear();
+        self.resolved.clear();
         if self.settled.is_empty() && !self.flights.is_empty() {
             let first_deadline = self.flights.values().map(|f| f.deadline).min();
             let until = first_deadline.map_or(until, |d| d.min(until));

@@ -29,7 +29,7 @@ mod wait;
 
 pub use connection::{Connection, LocalNode};
 pub use cookie::{read_cookie_file, MAX_COOKIE};
-pub use delivery::{Courier, Fate, Parcel, Reach, Timeouts};
+pub use delivery::{Courier, Fate, Parcel, Reach, Recipient, Timeouts};
 pub use error::{Error, Result};
 pub use handshake::Peer;
 pub use message::{Control, Received};

@@ -7,7 +7,7 @@ The ordering of items is not stable, it is driven by a dependency graph.
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- pg_extension/src/functions.rs:1122
+-- pg_extension/src/functions.rs:1179
 -- erlang_cnode::functions::erlang_connections
 CREATE  FUNCTION "erlang_connections"() RETURNS TABLE (
 	"node" TEXT,  /* String */
@@ -128,8 +128,11 @@ CREATE TABLE erlang_outbox_queue (
     node text NOT NULL,
     -- 'a': message, acknowledged; 'b': bare message; 'c': cast.
     kind "char" NOT NULL CHECK (kind IN ('a', 'b', 'c')),
-    -- The registered name, or module:function.
+    -- The registered name, or module:function; for a message to a pid,
+    -- {global, Name} or {via, Module, Name}, that target as ~p prints it.
     target text NOT NULL,
+    -- Such a target as a term (NULL for a name or a cast).
+    target_term jsonb,
     -- The message, or the cast's arguments.
     payload jsonb NOT NULL,
     key text,
@@ -210,6 +213,14 @@ CREATE FUNCTION erlang_send_on_commit(
 COMMENT ON FUNCTION erlang_send_on_commit(text, text, jsonb, text, boolean) IS
     'Sends a message to a registered process once this transaction commits (acknowledged: exactly once with an ErlangCnode.Inbox); returns its id.';
 
+CREATE FUNCTION erlang_send_on_commit(
+    node text, target jsonb, message jsonb, key text DEFAULT NULL, ack boolean DEFAULT true
+) RETURNS bigint
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'erlang_send_on_commit_to';
+COMMENT ON FUNCTION erlang_send_on_commit(text, jsonb, jsonb, text, boolean) IS
+    'As erlang_send_on_commit with a name, to a pid of the node, {global, Name} or {via, Module, Name} (looked up when the message goes) given as jsonb.';
+
 CREATE FUNCTION erlang_cast_on_commit(
     node text, module text, function text, args jsonb DEFAULT '[]', key text DEFAULT NULL
 ) RETURNS bigint
@@ -237,6 +248,7 @@ REVOKE ALL ON FUNCTION erlang_outbox_sequence() FROM PUBLIC;
 GRANT SELECT ON erlang_outbox TO PUBLIC;
 GRANT EXECUTE ON FUNCTION
     erlang_send_on_commit(text, text, jsonb, text, boolean),
+    erlang_send_on_commit(text, jsonb, jsonb, text, boolean),
     erlang_cast_on_commit(text, text, text, jsonb, text),
     erlang_outbox_retry(bigint), erlang_outbox_purge(interval)
 TO PUBLIC;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use erlang_cnode_codec::Term;
-use erlang_cnode_node::{Courier, Fate, NodeName, Parcel, Reach, Target, Timeouts};
+use erlang_cnode_node::{Courier, Fate, NodeName, Parcel, Reach, Recipient, Target, Timeouts};
 use pgrx::bgworkers::BackgroundWorker;
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
@@ -36,6 +36,8 @@ struct Row {
     module: Option<String>,
     function: Option<String>,
     owner: pg_sys::Oid,
+    /// A target other than a name, as JSON.
+    target_term: Option<String>,
 }
 
 /// Where a role's messages for a node go, with which cookie, and how long
@@ -241,7 +243,8 @@ fn fetch(schema: &str, in_flight: &[i64], limit: usize) -> Vec<Row> {
     let query = format!(
         "SELECT o.id, o.node, o.kind::text, o.target, \
                 (CASE WHEN o.kind = 'c' THEN o.payload -> 'args' ELSE o.payload END)::text, \
-                o.payload ->> 'module', o.payload ->> 'function', o.owner \
+                o.payload ->> 'module', o.payload ->> 'function', o.owner, \
+                o.target_term::text \
            FROM {schema}.erlang_outbox_queue o \
            LEFT JOIN {schema}.erlang_outbox_commits c ON c.txid = o.txid \
           WHERE o.state = 'pending' AND o.id <> ALL($1) \
@@ -279,6 +282,7 @@ fn fetch(schema: &str, in_flight: &[i64], limit: usize) -> Vec<Row> {
                 module: text(6),
                 function: text(7),
                 owner,
+                target_term: text(9),
             });
         }
         rows
@@ -297,6 +301,32 @@ fn next_due(schema: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64(seconds.max(0.0)) + Duration::from_millis(5))
 }
 
+/// Who a message row is for: its name, or the pid or registered name of
+/// its target term.
+fn recipient(row: &Row) -> Result<Recipient, String> {
+    let Some(json) = &row.target_term else {
+        return Ok(Recipient::Name(row.target.clone()));
+    };
+    let term = jsonb::term_of(json, "target")
+        .map_err(|e| e.message().to_owned())?
+        .into_owned();
+    match term {
+        pid @ Term::Pid(_) => Ok(Recipient::Pid(pid)),
+        Term::Tuple(mut items) => match items.as_slice() {
+            [Term::Atom(tag), _] if tag == "global" => Ok(Recipient::Registered {
+                module: "global".into(),
+                name: items.pop().expect("two elements"),
+            }),
+            [Term::Atom(tag), Term::Atom(module), _] if tag == "via" => Ok(Recipient::Registered {
+                module: module.to_string(),
+                name: items.pop().expect("three elements"),
+            }),
+            _ => Err(format!("{} is no target", row.target)),
+        },
+        _ => Err(format!("{} is no target", row.target)),
+    }
+}
+
 /// The parcel a row stands for, or why it cannot be one.
 fn parcel(row: &Row) -> Result<Parcel, String> {
     let term = jsonb::term_of(&row.body, "message")
@@ -304,11 +334,13 @@ fn parcel(row: &Row) -> Result<Parcel, String> {
         .into_owned();
     Ok(match row.kind {
         Kind::Acked => Parcel::Acked {
-            name: row.target.clone(),
+            to: recipient(row)?,
+            destination: row.target.clone(),
             message: term,
         },
         Kind::Bare => Parcel::Bare {
-            name: row.target.clone(),
+            to: recipient(row)?,
+            destination: row.target.clone(),
             message: term,
         },
         Kind::Cast => {

@@ -66,6 +66,7 @@ sql_functions! {
     erlang_last_error, pg_finfo_erlang_last_error => run(last_error);
     erlang_charlist, pg_finfo_erlang_charlist => run(term_charlist);
     erlang_send_to, pg_finfo_erlang_send_to => run_checked(send_to);
+    erlang_send_on_commit_to, pg_finfo_erlang_send_on_commit_to => run_checked(send_on_commit_to);
     erlang_gen_call_to, pg_finfo_erlang_gen_call_to => run_checked(gen_call_to);
 }
 
@@ -596,6 +597,60 @@ unsafe fn send_on_commit(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let endpoint = server::resolve(&node)?;
     let name = unsafe { text_arg(fcinfo, 1, "name") }?;
     atom_arg(&name, "name")?;
+    targets::check_text_name(&name, "name")?;
+    unsafe { queue_send(fcinfo, node, endpoint, name, None) }
+}
+
+/// `erlang_send_on_commit(node, target jsonb, message, key, ack)`: a pid
+/// of the node, `{global, Name}` or `{via, Module, Name}` (looked up when
+/// the message goes), or a name.
+unsafe fn send_on_commit_to(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
+    let node = unsafe { text_arg(fcinfo, 0, "node") }?;
+    let endpoint = server::resolve(&node)?;
+    // SAFETY: argument 1 is jsonb.
+    let Some(datum) = (unsafe { pg_getarg_datum(fcinfo, 1) }) else {
+        return Err(SqlError::new(b"22004", "target must not be NULL"));
+    };
+    // SAFETY: a non-null jsonb datum.
+    let term = unsafe { jsonb::term_of_datum(datum, "target") }?;
+    match targets::parse(term, &endpoint)? {
+        targets::ProcessTarget::Name(name) => unsafe {
+            queue_send(fcinfo, node, endpoint, name, None)
+        },
+        targets::ProcessTarget::Pid(pid) => {
+            let shown = terms::text(&pid);
+            unsafe { queue_send(fcinfo, node, endpoint, shown, Some(datum)) }
+        }
+        targets::ProcessTarget::Elsewhere(target) => {
+            let registry = matches!(&target, Term::Tuple(items)
+                if matches!(items.first(), Some(Term::Atom(tag)) if tag == "global" || tag == "via"));
+            if !registry {
+                return Err(SqlError::invalid(format!(
+                    "{} is not on node {}",
+                    terms::text(&target),
+                    endpoint.node
+                ))
+                .hint(
+                    "A message queued at commit goes to the server's node: a pid of it, a name, \
+                     {global, Name} or {via, Module, Name}.",
+                ));
+            }
+            let shown = terms::text(&target);
+            unsafe { queue_send(fcinfo, node, endpoint, shown, Some(datum)) }
+        }
+    }
+}
+
+/// Queues the message of an `erlang_send_on_commit` call (arguments 2 to
+/// 4) for `target` (shown as `target`, with its term if not a name).
+unsafe fn queue_send(
+    fcinfo: FunctionCallInfo,
+    node: String,
+    endpoint: Endpoint,
+    target: String,
+    target_term: Option<Datum>,
+) -> SqlResult<Datum> {
+    let name = target;
     // SAFETY: argument 2 is jsonb.
     let Some(payload) = (unsafe { pg_getarg_datum(fcinfo, 2) }) else {
         return Err(SqlError::new(b"22004", "message must not be NULL"));
@@ -615,6 +670,7 @@ unsafe fn send_on_commit(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
             outbox::Kind::Bare
         },
         target: name,
+        target_term,
         payload,
         function: None,
         key,
@@ -645,6 +701,7 @@ unsafe fn cast_on_commit(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
         node: &node,
         kind: outbox::Kind::Cast,
         target: format!("{module}:{function}"),
+        target_term: None,
         payload,
         function: Some((module, function)),
         key,

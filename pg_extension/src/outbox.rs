@@ -52,8 +52,10 @@ pub struct Message<'a> {
     pub node: &'a str,
     /// What it asks for.
     pub kind: Kind,
-    /// The registered name, or `module:function`.
+    /// The registered name, or `module:function`, or a target as text.
     pub target: String,
+    /// A target other than a name, as a `jsonb` datum.
+    pub target_term: Option<Datum>,
     /// The message, or the cast's arguments (a `jsonb` datum).
     pub payload: Datum,
     /// A cast's module and function.
@@ -123,10 +125,11 @@ fn installed() -> SqlResult<Rc<Installed>> {
     };
     let text = PgOid::from(pg_sys::TEXTOID);
     let insert = format!(
-        "INSERT INTO {schema}.erlang_outbox_queue (node, kind, target, payload, key, owner) \
+        "INSERT INTO {schema}.erlang_outbox_queue \
+           (node, kind, target, payload, key, owner, target_term) \
          VALUES ($1, $2::\"char\", $3, \
                  CASE WHEN $7 IS NULL THEN $4 ELSE jsonb_build_object( \
-                   'module', $7, 'function', $8, 'args', $4) END, $5, $6) \
+                   'module', $7, 'function', $8, 'args', $4) END, $5, $6, $9) \
          ON CONFLICT (node, key, owner) WHERE key IS NOT NULL AND state <> 'dead' DO NOTHING \
          RETURNING id"
     );
@@ -155,6 +158,7 @@ fn installed() -> SqlResult<Rc<Installed>> {
                     oid,
                     text,
                     text,
+                    PgOid::from(pg_sys::JSONBOID),
                 ],
             )?
             .keep();
@@ -316,6 +320,7 @@ pub fn enqueue(message: Message<'_>) -> SqlResult<i64> {
                     DatumWithOid::new(message.owner, pg_sys::OIDOID),
                     DatumWithOid::new(module, pg_sys::TEXTOID),
                     DatumWithOid::new(function, pg_sys::TEXTOID),
+                    DatumWithOid::new(message.target_term, pg_sys::JSONBOID),
                 ]
             };
             if let Some((Some(id), _)) = first_row::<i64, bool>(&installed.insert, &args, 1)? {

@@ -658,3 +658,65 @@ fn a_transaction_that_finds_a_key_taken_holds_nothing_up() {
     sql(&cluster, "postgres", "ROLLBACK PREPARED 'delivery_held';");
     assert_eq!(received_numbers(&cluster, "held", "orders"), ["1", "3"]);
 }
+
+#[test]
+fn messages_go_to_pids_and_global_names() {
+    let cluster = preloaded();
+    let node = receiver();
+    server(&cluster, "targets", &node);
+    let pid = sql(
+        &cluster,
+        "postgres",
+        "SELECT erlang_call('targets', 'erlang', 'whereis', '[{\"$atom\": \"orders\"}]');",
+    );
+    sql(
+        &cluster,
+        "postgres",
+        &format!(
+            "SELECT erlang_call('targets', 'global', 'register_name', \
+             jsonb_build_array('{{\"$atom\": \"orders_everywhere\"}}'::jsonb, '{pid}'::jsonb));"
+        ),
+    );
+    sql(
+        &cluster,
+        "postgres",
+        &format!(
+            "SELECT erlang_send_on_commit('targets', '{pid}'::jsonb, '{{\"n\": 1}}');\n\
+             SELECT erlang_send_on_commit('targets', \
+                '{{\"$tuple\": [{{\"$atom\": \"global\"}}, {{\"$atom\": \"orders_everywhere\"}}]}}'::jsonb, \
+                '{{\"n\": 2}}');\n\
+             SELECT erlang_send_on_commit('targets', \
+                '{{\"$tuple\": [{{\"$atom\": \"via\"}}, {{\"$atom\": \"global\"}}, {{\"$atom\": \"orders_everywhere\"}}]}}'::jsonb, \
+                '{{\"n\": 3}}', ack => false);"
+        ),
+    );
+    settle(&cluster, "targets");
+    assert_eq!(
+        received_numbers(&cluster, "targets", "orders"),
+        ["1", "2", "bare:3"]
+    );
+    // A global name nobody holds: retried, with why.
+    let id = sql(
+        &cluster,
+        "postgres",
+        "SELECT erlang_send_on_commit('targets', \
+            '{\"$tuple\": [{\"$atom\": \"global\"}, {\"$atom\": \"nobody_here\"}]}'::jsonb, '1');",
+    );
+    wait_for(
+        &cluster,
+        "postgres",
+        &format!(
+            "SELECT attempts > 0 AND last_error LIKE 'no process is registered as nobody_here%' \
+             FROM erlang_outbox WHERE id = {id}"
+        ),
+        "t",
+    );
+    // A pid of another node is refused when queued.
+    let refused = sql_error(
+        &cluster,
+        "postgres",
+        "SELECT erlang_send_on_commit('targets', \
+            '{\"$pid\": {\"node\": \"elsewhere@host\", \"id\": 1, \"serial\": 0, \"creation\": 1}}'::jsonb, '1');",
+    );
+    assert!(refused.contains("22023"), "{refused}");
+}
