@@ -292,3 +292,24 @@ fn a_lost_connection_is_remade_with_the_cookie_it_was_made_with() {
     );
     assert!(matches!(forgot, Err(Error::WrongCookie { node }) if node == "asked"));
 }
+
+#[test]
+fn a_remembered_cookie_the_node_rejects_is_forgotten() {
+    let mut node = ErlNode::start("newcookie", &[]);
+    let mut nodes = nodes();
+    nodes
+        .connect(&name(&node), &node.cookie, &mut PollWait, soon())
+        .unwrap();
+    // Redeployed with another cookie, which the configuration now gives.
+    node.restart_with_cookie("the_new_cookie");
+    let configured = || Ok("the_new_cookie".to_owned());
+    let target = Target {
+        node: &name(&node),
+        cookie: &configured,
+    };
+    let call =
+        |nodes: &mut Nodes| nodes.call(&target, "erlang", "node", vec![], &mut PollWait, soon());
+    // The remembered cookie fails once, and is not tried again.
+    assert!(matches!(call(&mut nodes), Err(Error::WrongCookie { .. })));
+    assert!(matches!(call(&mut nodes), Ok(Outcome::Return(_))));
+}

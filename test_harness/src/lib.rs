@@ -84,6 +84,14 @@ impl ErlNode {
         self.restart_with(&[]);
     }
 
+    /// [`ErlNode::restart`] with another cookie (as a node redeployed with
+    /// a new one).
+    pub fn restart_with_cookie(&mut self, cookie: &str) {
+        self.kill();
+        let fresh = Self::start_as(self.alive.clone(), cookie.to_owned(), self.long_host, &[]);
+        *self = fresh;
+    }
+
     /// [`ErlNode::restart`], running `extra` (as [`ErlNode::start`] takes
     /// them) in the new node.
     pub fn restart_with(&mut self, extra: &[&str]) {
