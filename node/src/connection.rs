@@ -177,6 +177,23 @@ impl Connection {
         waiter: &mut dyn Wait,
         deadline: Instant,
     ) -> Result<Connection> {
+        Connection::open_replacing(node, local, cookie, true, waiter, deadline)
+    }
+
+    /// [`Connection::open`]; when the node says it still has a connection
+    /// from this node, that one is replaced only if `replace` (this node
+    /// connected to `node` under that name before: the old connection is
+    /// ours and dead). Otherwise the name is an alias of a node this one is
+    /// connected to under another name, and the live connection is left
+    /// alone.
+    pub fn open_replacing(
+        node: &NodeName,
+        local: &LocalNode,
+        cookie: &str,
+        replace: bool,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Result<Connection> {
         let name = node.to_string();
         let addr = epmd::lookup(node, waiter, deadline)?;
         let mut stream: TcpStream =
@@ -196,6 +213,7 @@ impl Connection {
             .ip();
         let local_name = local.name_towards(node, local_ip)?;
         let peer = handshake(
+            replace,
             &mut stream,
             &local_name,
             local.creation,

@@ -66,6 +66,13 @@ pub enum Error {
         /// The name the node gave in the handshake.
         answered: String,
     },
+    /// The node already has a connection from this node, made under
+    /// another name for it (a host alias): left alone.
+    #[error("node {node} is connected to this backend under another name already")]
+    AliveElsewhere {
+        /// The name asked for.
+        node: String,
+    },
     /// The cookies do not match.
     #[error("node {node} rejected the cookie (or its cookie differs)")]
     WrongCookie {

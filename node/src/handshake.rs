@@ -82,8 +82,11 @@ impl Messages<'_> {
 }
 
 /// Runs the handshake as `local` (creation `creation`) with `cookie` over a
-/// connected stream. The cookie never appears in any error.
+/// connected stream. The cookie never appears in any error. When the node
+/// still has a connection from `local`, it is replaced only if `replace`.
+#[allow(clippy::too_many_arguments)]
 pub fn handshake(
+    replace: bool,
     stream: &mut TcpStream,
     local: &str,
     creation: u32,
@@ -113,7 +116,15 @@ pub fn handshake(
         Some((b's', b"ok" | b"ok_simultaneous")) => {}
         // The peer has not yet seen our previous connection close (we
         // replaced it, or it broke): tell it to drop that one and go on.
-        Some((b's', b"alive")) => m.send(b"strue")?,
+        Some((b's', b"alive")) if replace => m.send(b"strue")?,
+        // Not ours to replace: the name is an alias of a node we are
+        // connected to under another name. Its connection stays.
+        Some((b's', b"alive")) => {
+            m.send(b"sfalse")?;
+            return Err(Error::AliveElsewhere {
+                node: node.to_owned(),
+            });
+        }
         Some((b's', other)) => {
             return Err(Error::Refused {
                 node: node.to_owned(),

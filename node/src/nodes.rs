@@ -112,7 +112,9 @@ impl Nodes {
         deadline: Instant,
     ) -> Result<()> {
         // A connection that works is kept if the new one cannot be made.
-        let mut connection = Connection::open(node, &self.local, cookie, waiter, deadline)?;
+        let known = self.cookies.contains_key(&node.to_string());
+        let mut connection =
+            Connection::open_replacing(node, &self.local, cookie, known, waiter, deadline)?;
         self.entries.remove(&node.to_string());
         connection.set_max_message_size(self.max_message_size);
         if self.keep_acks {
@@ -193,7 +195,15 @@ impl Nodes {
         // moment to end.
         let grace = Instant::now() + std::time::Duration::from_millis(100);
         self.entries.retain(|_, entry| {
-            !entry.connection.is_broken() && entry.connection.check_idle(waiter, grace).is_ok()
+            if entry.connection.is_broken() {
+                return false;
+            }
+            match entry.connection.check_idle(waiter, grace) {
+                Ok(()) => true,
+                // A cancel says nothing about the connection.
+                Err(Error::Interrupted { .. }) => !entry.connection.is_broken(),
+                Err(_) => false,
+            }
         });
     }
 
@@ -247,14 +257,21 @@ impl Nodes {
                 // Is the node there at all? Asked before the cookie is
                 // looked for, so a mistyped name says so (not that a
                 // cookie file is missing).
-                None => {
-                    crate::epmd::lookup(node, waiter, deadline)?;
-                    Some((target.cookie)()?)
-                }
+                None => match (target.cookie)() {
+                    Ok(cookie) => Some(cookie),
+                    // Is the node there at all? A mistyped name says so,
+                    // rather than that a cookie file is missing.
+                    Err(e) => {
+                        crate::epmd::lookup(node, waiter, deadline)?;
+                        return Err(e);
+                    }
+                },
             },
         };
         if let Some(cookie) = reconnect_with {
             if let Err(e) = self.connect(node, &cookie, waiter, deadline) {
+                // The connection this replaced (if any) is dead: gone.
+                self.entries.remove(&key);
                 if matches!(e, Error::WrongCookie { .. }) {
                     // The node has another cookie now (it restarted with
                     // one): the next request asks for the configured one

@@ -115,7 +115,10 @@ pub fn request<T>(
     // the cookie it was last connected with.
     let cookie = match (endpoint.cookie_source()?, &endpoint.server) {
         (CookieSource::Mapping(cookie), _) => Some(cookie),
-        (CookieSource::File, Some(_)) => Some(cookie_file().map_err(SqlError::from)?),
+        (CookieSource::File, Some(_)) => Some(cookie_file_for(
+            &endpoint.node,
+            Instant::now() + endpoint.connect_timeout(),
+        )?),
         (CookieSource::File, None) => None,
     };
     let node = &endpoint.node;
@@ -357,6 +360,16 @@ pub fn abandon_call(role: pg_sys::Oid, node: &NodeName, id: &CallId, generation:
         nodes.abandon_call(node, id, generation);
         Ok(())
     });
+}
+
+/// The cookie file, to connect to `node`; if it cannot be read and `node`
+/// is not even there, that is the error (a mistyped name says so, not
+/// that a cookie file is missing).
+pub fn cookie_file_for(node: &NodeName, deadline: Instant) -> SqlResult<String> {
+    cookie_file().or_else(|missing| {
+        erlang_cnode_node::epmd::lookup(node, &mut waiter(), deadline).map_err(SqlError::from)?;
+        Err(SqlError::from(missing))
+    })
 }
 
 /// The cookie file of the server's OS user, as `erl` reads it.

@@ -67,7 +67,9 @@ impl SqlError {
 
     /// A timeout waiting for a reply, told again with the call that timed
     /// out and the limit it had; any other error as it is.
-    pub fn naming_the_call(self, what: &str, limit: std::time::Duration) -> SqlError {
+    /// `killed`: the call ran in a process of its own, killed now (not so
+    /// for a `gen_server` called directly, which goes on with the request).
+    pub fn naming_the_call(self, what: &str, limit: std::time::Duration, killed: bool) -> SqlError {
         if !self.reply_timeout {
             return self;
         }
@@ -79,11 +81,16 @@ impl SqlError {
                 self.message
             ),
         )
-        .hint(
+        .hint(format!(
             "Pass a larger timeout_ms, or raise the server's call_timeout or \
              erlang_cnode.call_timeout. A server that ignores requests it does not know \
-             never replies: check the request's shape. The call's process was killed.",
-        )
+             never replies: check the request's shape.{}",
+            if killed {
+                " The call's process was killed."
+            } else {
+                " The server may still be working on the request."
+            }
+        ))
     }
 
     /// Adds DETAIL.
@@ -139,6 +146,10 @@ impl From<Error> for SqlError {
                 .hint("Is the node running? `epmd -names` on its host lists the nodes it knows."),
             Error::ConnectFailed { .. } => SqlError::new(b"08N04", message),
             Error::Refused { .. } => SqlError::new(b"08N05", message),
+            Error::AliveElsewhere { .. } => SqlError::new(b"08N05", message).hint(
+                "Another host name for the same machine reaches the same node, which OTP \
+                 refuses under a second name: name it as erlang_connections() lists it.",
+            ),
             Error::OtherName { ref answered, .. } => {
                 let hint = format!(
                     "Name the node as it names itself: {answered}. Another host name for the \

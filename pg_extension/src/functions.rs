@@ -242,11 +242,11 @@ unsafe fn connect_with_cookie(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
 /// a server, else the server OS user's cookie file.
 unsafe fn connect(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let endpoint = unsafe { endpoint_arg(fcinfo) }?;
+    let deadline = std::time::Instant::now() + endpoint.connect_timeout();
     let cookie = match endpoint.cookie_source()? {
         CookieSource::Mapping(cookie) => cookie,
-        CookieSource::File => backend::cookie_file().map_err(SqlError::from)?,
+        CookieSource::File => backend::cookie_file_for(&endpoint.node, deadline)?,
     };
-    let deadline = std::time::Instant::now() + endpoint.connect_timeout();
     backend::connect(&endpoint, &cookie, deadline)?;
     debug1!("erlang_cnode: connected to {}", endpoint.node);
     Ok(Datum::from(true))
@@ -290,7 +290,7 @@ unsafe fn call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let outcome = backend::request(&endpoint, |nodes, target| {
         nodes.call(target, &module, &function, args, &mut waiter(), deadline)
     })
-    .map_err(|e| e.naming_the_call(&request.describe(), limit))?;
+    .map_err(|e| e.naming_the_call(&request.describe(), limit, true))?;
     let undef = is_undef(&outcome);
     result(outcome, &request.describe(), &endpoint.node.to_string()).map_err(|e| {
         if undef {
@@ -363,7 +363,7 @@ unsafe fn try_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let outcome = backend::request(&endpoint, |nodes, target| {
         nodes.call(target, &module, &function, args, &mut waiter(), deadline)
     })
-    .map_err(|e| e.naming_the_call(&request.describe(), limit))?;
+    .map_err(|e| e.naming_the_call(&request.describe(), limit, true))?;
     let node = endpoint.node.to_string();
     let tagged = match outcome {
         erlang_cnode_node::Outcome::Return(value) => terms::tagged("ok", value),
@@ -446,7 +446,7 @@ unsafe fn gen_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
             deadline,
         )
     })
-    .map_err(|e| e.naming_the_call(&what, limit))?;
+    .map_err(|e| e.naming_the_call(&what, limit, false))?;
     result(outcome, &what, &endpoint.node.to_string())
 }
 
@@ -523,7 +523,7 @@ unsafe fn send_to(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
             let outcome = backend::request(&endpoint, |nodes, t| {
                 nodes.call(t, &module, &function, args, &mut waiter(), deadline)
             })
-            .map_err(|e| e.naming_the_call(&what, limit))?;
+            .map_err(|e| e.naming_the_call(&what, limit, true))?;
             result(outcome, &what, &endpoint.node.to_string())?;
             return Ok(Datum::from(true));
         }
@@ -557,14 +557,15 @@ unsafe fn gen_call_to(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
             );
             // The node's own timeout a little before ours, so that a slow
             // server ends as gen_server's exit {timeout, …}.
+            let margin = (limit / 10).min(std::time::Duration::from_millis(100));
             let inner = limit
-                .saturating_sub(std::time::Duration::from_millis(100))
+                .saturating_sub(margin)
                 .max(std::time::Duration::from_millis(1));
             let args = vec![target, request, Term::Int(inner.as_millis() as i64)];
             let outcome = backend::request(&endpoint, |nodes, t| {
                 nodes.call(t, "gen_server", "call", args, &mut waiter(), deadline)
             })
-            .map_err(|e| e.naming_the_call(&what, limit))?;
+            .map_err(|e| e.naming_the_call(&what, limit, false))?;
             return result(outcome, &what, &endpoint.node.to_string());
         }
     };
@@ -576,7 +577,7 @@ unsafe fn gen_call_to(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let outcome = backend::request(&endpoint, |nodes, t| {
         nodes.gen_call(t, &server, &request, &mut waiter(), deadline)
     })
-    .map_err(|e| e.naming_the_call(&what, limit))?;
+    .map_err(|e| e.naming_the_call(&what, limit, false))?;
     result(outcome, &what, &endpoint.node.to_string())
 }
 

@@ -64,7 +64,7 @@ pub fn parse(term: Term<'static>, endpoint: &Endpoint) -> SqlResult<ProcessTarge
 /// Refuses a name given as text that is plainly a JSON target, which would
 /// otherwise become an atom of that text on the node.
 pub fn check_text_name(name: &str, what: &str) -> SqlResult<()> {
-    if name.starts_with(['{', '[', '"']) {
+    if name.starts_with(['{', '[', '"', '<']) {
         return Err(SqlError::invalid(format!(
             "{what} {name} is not a registered name"
         ))

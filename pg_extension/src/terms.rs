@@ -29,7 +29,8 @@ fn view_error(e: ViewError) -> SqlError {
 
 /// The term as `~p` prints it, on one line.
 pub fn text(term: &Term<'_>) -> String {
-    erlang_cnode_codec::text::to_erlang_text(term, TEXT_LIMIT)
+    // SQL text cannot hold NUL (a node's atoms may).
+    erlang_cnode_codec::text::to_erlang_text(term, TEXT_LIMIT).replace('\0', "\\0")
 }
 
 /// A charlist, iolist or binary as text.

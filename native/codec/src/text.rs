@@ -103,17 +103,27 @@ fn write_term(term: &Term<'_>, out: &mut String, limit: usize) {
 fn is_printable(items: &[Term<'_>]) -> bool {
     !items.is_empty()
         && items.iter().all(|item| match item {
-            Term::Int(c) => matches!(*c, 32..=126 | 160..=255 | 8..=13 | 27),
+            Term::Int(c) => printable(*c),
             _ => false,
         })
 }
 
 /// A printable list as `~p` writes it: `"text"`, with escapes.
 fn write_string(items: &[Term<'_>], out: &mut String) {
+    write_chars(
+        items.iter().filter_map(|item| match item {
+            Term::Int(c) => Some(*c),
+            _ => None,
+        }),
+        out,
+    );
+}
+
+/// Printable characters as `~p` writes them in a string: `"text"`.
+fn write_chars(chars: impl Iterator<Item = i64>, out: &mut String) {
     out.push('"');
-    for item in items {
-        let Term::Int(c) = item else { continue };
-        match *c {
+    for c in chars {
+        match c {
             34 => out.push_str("\\\""),
             92 => out.push_str("\\\\"),
             10 => out.push_str("\\n"),
@@ -141,8 +151,9 @@ fn write_seq(items: &[Term<'_>], out: &mut String, limit: usize) {
     }
 }
 
-/// Atoms that need no quotes: a lower-case letter, then letters, digits,
-/// `_` and `@`, and not a reserved word.
+/// Atoms that need no quotes, as `io_lib` decides: a lower-case letter
+/// (latin1 ones too), then letters, digits, `_` and `@`, and not a
+/// reserved word.
 fn write_atom(name: &str, out: &mut String) {
     const RESERVED: &[&str] = &[
         "after", "and", "andalso", "band", "begin", "bnot", "bor", "bsl", "bsr", "bxor", "case",
@@ -150,8 +161,10 @@ fn write_atom(name: &str, out: &mut String) {
         "rem", "try", "when", "xor", "maybe", "else",
     ];
     let mut chars = name.chars();
-    let plain = chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '@')
+    let lower = |c: char| c.is_ascii_lowercase() || matches!(c, 'ß'..='ÿ') && c != '÷';
+    let upper = |c: char| c.is_ascii_uppercase() || matches!(c, 'À'..='Þ') && c != '×';
+    let plain = chars.next().is_some_and(lower)
+        && chars.all(|c| lower(c) || upper(c) || c.is_ascii_digit() || c == '_' || c == '@')
         && !RESERVED.contains(&name);
     if plain {
         out.push_str(name);
@@ -184,8 +197,15 @@ fn write_float(f: f64, out: &mut String) {
     }
 }
 
-/// Binaries as `<<"text">>` when printable, else `<<1,2,3>>`; a bitstring's
-/// last byte carries its size: `<<5:3>>`.
+/// Whether `~p` prints character `c` in a string (the default latin1
+/// range of `io_lib:printable_list/1`, with the escapes it knows).
+fn printable(c: i64) -> bool {
+    matches!(c, 32..=126 | 160..=255 | 8..=13 | 27)
+}
+
+/// Binaries as `<<"text">>` when every byte is a printable latin1
+/// character (as `~p` shows them), else `<<1,2,3>>`; a bitstring's last
+/// byte carries its size: `<<5:3>>`.
 fn write_bits(bytes: &[u8], tail_bits: u8, out: &mut String) {
     out.push_str("<<");
     let whole = if tail_bits == 8 || bytes.is_empty() {
@@ -193,22 +213,8 @@ fn write_bits(bytes: &[u8], tail_bits: u8, out: &mut String) {
     } else {
         &bytes[..bytes.len() - 1]
     };
-    let printable = !whole.is_empty()
-        && whole
-            .iter()
-            .all(|&b| (b' '..=b'~').contains(&b) || b == b'\n' || b == b'\t');
-    if printable {
-        out.push('"');
-        for &b in whole {
-            match b {
-                b'"' => out.push_str("\\\""),
-                b'\\' => out.push_str("\\\\"),
-                b'\n' => out.push_str("\\n"),
-                b'\t' => out.push_str("\\t"),
-                b => out.push(b as char),
-            }
-        }
-        out.push('"');
+    if !whole.is_empty() && whole.iter().all(|&b| printable(i64::from(b))) {
+        write_chars(whole.iter().map(|&b| i64::from(b)), out);
     } else {
         for (i, b) in whole.iter().enumerate() {
             if i > 0 {
@@ -272,6 +278,17 @@ mod tests {
         assert_eq!(text("[1, 2, 3]"), "[1,2,3]");
         assert_eq!(text("[104, 8364]"), "[104,8364]");
         assert_eq!(text("[]"), "[]");
+    }
+
+    #[test]
+    fn binaries_and_atoms_as_p_writes_them() {
+        // io_lib:format("~p", [<<"a\rb">>]), [<<233>>], ['é'], ['ñandú'], ['Él']
+        assert_eq!(text(r#"{"$binary": "YQ1i"}"#), r#"<<"a\rb">>"#);
+        assert_eq!(text(r#"{"$binary": "6Q=="}"#), r#"<<"é">>"#);
+        assert_eq!(text(r#"{"$atom": "é"}"#), "é");
+        assert_eq!(text(r#"{"$atom": "ñandú"}"#), "ñandú");
+        assert_eq!(text(r#"{"$atom": "Él"}"#), "'Él'");
+        assert_eq!(text(r#"{"$binary": "AQI="}"#), "<<1,2>>");
     }
 
     #[test]

@@ -33,8 +33,20 @@ pub enum ViewError {
 /// `unicode:characters_to_binary/1` reads it: integers are code points,
 /// binaries UTF-8, lists nest, an improper list may end in a binary.
 pub fn string(term: &Term<'_>) -> Result<String, ViewError> {
+    if !matches!(
+        term,
+        Term::List(_) | Term::ImproperList(..) | Term::Binary(_)
+    ) {
+        return Err(ViewError::NotAString(format!("{} found", kind(term))));
+    }
     let mut out = String::new();
     chars(term, &mut out, 0)?;
+    // SQL text cannot hold NUL.
+    if out.contains('\0') {
+        return Err(ViewError::NotAString(
+            "it holds a NUL character, which text cannot".into(),
+        ));
+    }
     Ok(out)
 }
 
@@ -143,6 +155,13 @@ pub fn proplist(term: &Term<'static>) -> Result<Term<'static>, ViewError> {
         if !seen.insert(key.to_string()) {
             return Err(ViewError::DuplicateKey(key.into_owned()));
         }
+        // A key starting with $ would read as a tag of the mapping, not
+        // as a plain object key.
+        if key.starts_with('$') {
+            return Err(ViewError::NotAProplist(format!(
+                "key \"{key}\" starts with $, which a plain JSON object cannot hold"
+            )));
+        }
         entries.push((
             Term::Binary(Cow::Owned(key.into_owned().into_bytes())),
             value,
@@ -217,6 +236,9 @@ mod tests {
         for bad in [
             r#"{"$atom": "ok"}"#,
             "[-1]",
+            "42",
+            "[104, 0, 105]",
+            r#"{"$binary": "AA=="}"#,
             "[1114112]",
             r#"{"$binary": "/w=="}"#,
             r#"[104, {"$tail": 105}]"#,

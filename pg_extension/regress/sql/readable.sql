@@ -23,8 +23,13 @@ FROM erlang_record(erlang_call(:'node', 'file', 'read_file_info', '["/"]')->'$tu
 -- Any term in Erlang syntax, as ~p prints it.
 SELECT erlang_text('{"$tuple": [{"$atom": "ok"}, [85, 115, 101, 114], "bin", {"$map": [[{"$atom": "a"}, 1]]}, [1, 2, 3], {"$pid": {"node": "app@host", "id": 85, "serial": 0, "creation": 1}}]}');
 SELECT erlang_text(erlang_call(:'node', 'erlang', 'make_tuple', '[2, [108, 105, 98, 47, 101, 110, 117, 109, 46, 101, 120]]'));
+SELECT erlang_text('[{"$binary": "YQ1i"}, {"$binary": "6Q=="}, {"$atom": "ñandú"}, {"$atom": "Él"}, {"$binary": "AQI="}]');
+SELECT erlang_text(erlang_call(:'node', 'erlang', 'list_to_atom', '[[97, 0, 98]]'));
 -- Shapes that are not what was asked for are refused, saying why.
 SELECT erlang_string('{"$atom": "ok"}');
+SELECT erlang_string('42');
+SELECT erlang_string('[104, 0, 105]');
+SELECT erlang_proplist('[{"$tuple": ["$atom", 1]}]');
 SELECT erlang_string('[104, -1]');
 SELECT erlang_proplist('[{"$tuple": [{"$atom": "a"}, 1]}, {"$tuple": [{"$atom": "a"}, 2]}]');
 SELECT erlang_proplist('[{"$tuple": [1, 2]}]');
@@ -38,8 +43,10 @@ FROM erlang_try_call(:'node', 'erlang', 'error',
     '[{"$tuple": [{"$atom": "user_already_exists"}, "ada"]}]') AS r;
 SELECT erlang_try_call(:'node', 'erlang', 'throw', '[{"$atom": "not_found"}]');
 SELECT erlang_try_call(:'node', 'erlang', 'exit', '[{"$atom": "shutdown"}]');
--- A node that cannot be reached still raises.
+-- A node that cannot be reached still raises; a mistyped name says so
+-- (before any cookie is looked for).
 SELECT erlang_try_call(:'missing_node', 'erlang', 'abs', '[1]');
+SELECT erlang_connect(:'missing_node');
 -- After a caught ERROR, the reason as jsonb, to branch on in PL/pgSQL.
 DO $$
 DECLARE
@@ -72,14 +79,40 @@ SELECT erlang_send(:'node', '{"$tuple": [{"$atom": "global"}, {"$atom": "regress
 SELECT erlang_send(:'node', jsonb_build_object('$tuple', jsonb_build_array('{"$atom": "regress_server"}'::jsonb, jsonb_build_object('$atom', :'node'))), '{"$atom": "to_name_at_node"}');
 SELECT m FROM jsonb_array_elements(erlang_gen_call(:'node', 'regress_server', '{"$atom": "seen"}')) AS m
 WHERE m::text LIKE '%to_%';
+-- The node's own timeout comes a little before ours.
+SELECT erlang_gen_call(:'node', '{"$tuple": [{"$atom": "global"}, {"$atom": "regress_global"}]}'::jsonb, '{"$tuple": [{"$atom": "sleep"}, 300]}', 50);
 -- A global name nobody has, and what is no target.
 SELECT erlang_gen_call(:'node', '{"$tuple": [{"$atom": "global"}, {"$atom": "nobody_here"}]}'::jsonb, '{"$atom": "hello"}');
 SELECT erlang_send(:'node', '42'::jsonb, '1');
--- A name given as text that is plainly JSON is refused, not made an atom.
+-- A name given as text that is plainly JSON, or a pid's text, is refused,
+-- not made an atom.
 SELECT erlang_send(:'node', '{"$pid": {"node": "a@b", "id": 1, "serial": 0, "creation": 0}}', '1');
+SELECT erlang_send(:'node', '<0.85.0>', '1');
+-- A role with USAGE on a server: its allow-list decides, and only names.
+CREATE SERVER readable_app FOREIGN DATA WRAPPER erlang_cnode
+    OPTIONS (node :'node', allow 'erlang:abs/1, gen_call:regress_server');
+CREATE USER MAPPING FOR PUBLIC SERVER readable_app OPTIONS (cookie :'cookie');
+CREATE ROLE readable_user;
+GRANT USAGE ON FOREIGN SERVER readable_app TO readable_user;
+GRANT SELECT ON server_pid TO readable_user;
+SET ROLE readable_user;
+SELECT erlang_try_call('readable_app', 'erlang', 'abs', '[-2]');
+SELECT erlang_try_call('readable_app', 'os', 'getpid');
+SELECT erlang_gen_call('readable_app', '{"$atom": "regress_server"}'::jsonb, '{"$tuple": [{"$atom": "echo"}, "allowed"]}');
+SELECT erlang_gen_call('readable_app', pid, '{"$atom": "seen"}') FROM server_pid;
+SELECT erlang_gen_call('readable_app', '{"$tuple": [{"$atom": "global"}, {"$atom": "regress_global"}]}'::jsonb, '{"$atom": "seen"}');
+SELECT erlang_send('readable_app', '{"$atom": "regress_server"}'::jsonb, '1');
+RESET ROLE;
+DROP USER MAPPING FOR PUBLIC SERVER readable_app;
+DROP SERVER readable_app;
+DROP ROLE readable_user;
 -- One connection per real node: another host name for it is refused,
--- saying which name the node has.
+-- saying which name the node has; a connection (and a call under way on
+-- it) to the node under its own name is left alone.
+SELECT erlang_call_async(:'node', 'regress_server', 'echo_after', '[300, "still here"]') AS req \gset
 SELECT erlang_connect(regexp_replace(:'node', '@.*', '@localhost'), :'cookie');
+SELECT erlang_await(:req);
+SELECT erlang_connect(regexp_replace(:'long_node', '@.*', '@localhost'), :'long_cookie');
 -- A failed erlang_connect leaves the working connection alone.
 SELECT erlang_connect(:'node', 'not-the-cookie');
 SELECT erlang_call(:'node', 'erlang', 'abs', '[-7]');

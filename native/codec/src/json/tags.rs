@@ -137,8 +137,8 @@ fn text<'a>(term: Term<'a>, tag: &'static str) -> Result<Cow<'a, str>> {
 /// node has that name, and Erlang would not read it back).
 fn node_name<'a>(term: Term<'a>, tag: &'static str) -> Result<Cow<'a, str>> {
     let name = atom_name(term, tag)?;
-    if name.is_empty() {
-        return Err(bad(tag, "node must not be empty"));
+    if name.is_empty() || name.contains('\0') {
+        return Err(bad(tag, "node must not be empty nor hold NUL"));
     }
     Ok(name)
 }
