@@ -7,7 +7,7 @@ The ordering of items is not stable, it is driven by a dependency graph.
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- pg_extension/src/functions.rs:1179
+-- pg_extension/src/functions.rs:1180
 -- erlang_cnode::functions::erlang_connections
 CREATE  FUNCTION "erlang_connections"() RETURNS TABLE (
 	"node" TEXT,  /* String */
@@ -26,6 +26,7 @@ AS 'MODULE_PATHNAME', 'erlang_connections_wrapper';
 -- pg_extension/src/lib.rs:38
 -- requires:
 --   functions
+--   outbox
 
 -- Reading terms from SQL, and Erlang exceptions as data (docs/cookbook.md).
 -- The readers are pure functions of their argument: IMMUTABLE, STRICT,
