@@ -37,7 +37,15 @@ pub(crate) struct Channel {
     input: ReadBuffer,
     state: State,
     max_message_size: usize,
+    /// Frames sent while corked, written together (one system call for
+    /// many requests) when uncorked, when this grows past
+    /// [`CORK_LIMIT`], or before the next read.
+    output: Vec<u8>,
+    corked: bool,
 }
+
+/// The most bytes kept back while corked.
+const CORK_LIMIT: usize = 64 * 1024;
 
 impl Channel {
     /// A channel on a stream whose handshake is done.
@@ -48,6 +56,8 @@ impl Channel {
             input: ReadBuffer::new(),
             state: State::Idle,
             max_message_size: 64 << 20,
+            output: Vec::new(),
+            corked: false,
         }
     }
 
@@ -123,7 +133,37 @@ impl Channel {
             limit: u32::MAX as usize,
         })?;
         frame[..4].copy_from_slice(&len.to_be_bytes());
+        if self.corked {
+            self.usable()?;
+            self.output.extend_from_slice(&frame);
+            if self.output.len() >= CORK_LIMIT {
+                self.flush(waiter, deadline)?;
+            }
+            return Ok(());
+        }
         self.write_frame(&frame, waiter, deadline)
+    }
+
+    /// Keeps frames sent from now on until [`Channel::uncork`] (or until
+    /// enough have gathered, or the next read), to write them at once.
+    pub(crate) fn cork(&mut self) {
+        self.corked = true;
+    }
+
+    /// Writes what was kept back, and sends at once again.
+    pub(crate) fn uncork(&mut self, waiter: &mut dyn Wait, deadline: Instant) -> Result<()> {
+        self.corked = false;
+        self.flush(waiter, deadline)
+    }
+
+    /// Writes the frames kept back, if any. Cut off, it breaks the channel
+    /// (some of them may have gone).
+    fn flush(&mut self, waiter: &mut dyn Wait, deadline: Instant) -> Result<()> {
+        if self.output.is_empty() {
+            return Ok(());
+        }
+        let output = std::mem::take(&mut self.output);
+        self.write_frame(&output, waiter, deadline)
     }
 
     /// Sends a tick (an empty frame), which keeps the peer from dropping an
@@ -187,6 +227,8 @@ impl Channel {
                 node: self.node.clone(),
             });
         }
+        // Requests kept back go out before their replies are waited for.
+        self.flush(waiter, deadline)?;
         // Nothing is consumed until a whole frame is in: waiting for its
         // first byte leaves the channel idle.
         self.input

@@ -260,6 +260,17 @@ impl Connection {
         &self.local_name
     }
 
+    /// Keeps the frames of the requests sent from now on, to write them
+    /// together (see [`Connection::uncork`]); any read sends them first.
+    pub(crate) fn cork(&mut self) {
+        self.channel.cork();
+    }
+
+    /// Writes the requests kept back since [`Connection::cork`].
+    pub(crate) fn uncork(&mut self, waiter: &mut dyn Wait, deadline: Instant) -> Result<()> {
+        self.channel.uncork(waiter, deadline)
+    }
+
     /// This node's pid on the connection: where replies to us are sent.
     pub fn own_pid(&self) -> Term<'static> {
         self.own_pid.clone()

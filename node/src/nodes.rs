@@ -414,6 +414,9 @@ impl Nodes {
             deadline,
             |c, local, w| {
                 let mut ids = Vec::with_capacity(arg_lists.len());
+                // The requests go out in a few large writes, not one
+                // system call each.
+                c.cork();
                 let sent = (|| {
                     for args in arg_lists {
                         while others + c.calls_in_flight() >= max_in_flight.max(1)
@@ -425,6 +428,10 @@ impl Nodes {
                     }
                     Ok(())
                 })();
+                // Whatever was kept back goes now, also after a failure
+                // (the calls before it are given up on below, by frames
+                // that must follow theirs).
+                let sent = sent.and(c.uncork(w, deadline));
                 if let Err(e) = sent {
                     for id in &ids {
                         c.abandon_call(id);

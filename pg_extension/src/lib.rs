@@ -35,7 +35,11 @@ mod worker;
     requires = ["functions"]
 );
 // Reading terms, and exceptions as data.
-::pgrx::extension_sql_file!("../sql/terms.sql", name = "terms", requires = ["functions", "outbox"]);
+::pgrx::extension_sql_file!(
+    "../sql/terms.sql",
+    name = "terms",
+    requires = ["functions", "outbox"]
+);
 
 /// Registers the settings, the log hook, the `DISCARD ALL` hook and the
 /// commit callback when the library loads; under `shared_preload_libraries`
