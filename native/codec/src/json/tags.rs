@@ -134,11 +134,12 @@ fn text<'a>(term: Term<'a>, tag: &'static str) -> Result<Cow<'a, str>> {
 }
 
 /// A node name of a pid, port or reference: an atom name, not empty (no
-/// node has that name, and Erlang would not read it back).
+/// node has that name, and Erlang would not read it back). Any other name
+/// a node may send, even one holding NUL, comes back as it went.
 fn node_name<'a>(term: Term<'a>, tag: &'static str) -> Result<Cow<'a, str>> {
     let name = atom_name(term, tag)?;
-    if name.is_empty() || name.contains('\0') {
-        return Err(bad(tag, "node must not be empty nor hold NUL"));
+    if name.is_empty() {
+        return Err(bad(tag, "node must not be empty"));
     }
     Ok(name)
 }
