@@ -395,7 +395,7 @@ impl<'a, 'c> Decoder<'a, 'c> {
                 Term::Pid(Box::new(self.pid()?))
             }
             PORT_EXT | NEW_PORT_EXT | V4_PORT_EXT => {
-                let node = self.atom()?;
+                let node = self.node()?;
                 let (id, creation) = match tag {
                     PORT_EXT => (u64::from(self.u32()?), u32::from(self.u8()?)),
                     NEW_PORT_EXT => (u64::from(self.u32()?), self.u32()?),
@@ -404,7 +404,7 @@ impl<'a, 'c> Decoder<'a, 'c> {
                 Term::Port(Box::new(Port { node, id, creation }))
             }
             REFERENCE_EXT => {
-                let node = self.atom()?;
+                let node = self.node()?;
                 let id = vec![self.u32()?];
                 let creation = u32::from(self.u8()?);
                 Term::Reference(Box::new(Reference { node, creation, id }))
@@ -414,7 +414,7 @@ impl<'a, 'c> Decoder<'a, 'c> {
                 if words == 0 || words > MAX_REFERENCE_WORDS {
                     return Err(self.malformed("reference id must have 1 to 5 words"));
                 }
-                let node = self.atom()?;
+                let node = self.node()?;
                 let creation = if tag == NEW_REFERENCE_EXT {
                     u32::from(self.u8()?)
                 } else {
@@ -483,7 +483,7 @@ impl<'a, 'c> Decoder<'a, 'c> {
         if tag != PID_EXT && tag != NEW_PID_EXT {
             return Err(self.malformed("expected a pid"));
         }
-        let node = self.atom()?;
+        let node = self.node()?;
         let id = self.u32()?;
         let serial = self.u32()?;
         let creation = if tag == PID_EXT {
@@ -537,6 +537,16 @@ impl<'a, 'c> Decoder<'a, 'c> {
             },
             num_free,
         ))
+    }
+
+    /// The node of a pid, port or reference: an atom, not empty (no node
+    /// has that name; the JSON mapping refuses it too).
+    fn node(&mut self) -> Result<Cow<'a, str>> {
+        let node = self.atom()?;
+        if node.is_empty() {
+            return Err(self.malformed("a pid, port or reference needs a node name"));
+        }
+        Ok(node)
     }
 
     fn atom(&mut self) -> Result<Cow<'a, str>> {
