@@ -229,20 +229,30 @@ impl Courier {
         connect: Duration,
         waiter: &mut dyn Wait,
     ) -> Reach {
+        match (target.cookie)() {
+            Ok(cookie) => self.reach_with(target, &cookie, connect, waiter),
+            Err(e) => Reach::Failed(e.to_string()),
+        }
+    }
+
+    /// [`Courier::reach`] with the target's cookie, read already.
+    fn reach_with(
+        &mut self,
+        target: &Target<'_>,
+        cookie: &str,
+        connect: Duration,
+        waiter: &mut dyn Wait,
+    ) -> Reach {
         let node = target.node;
-        let cookie = match (target.cookie)() {
-            Ok(cookie) => cookie,
-            Err(e) => return Reach::Failed(e.to_string()),
-        };
-        let reach = (node.to_string(), fingerprint(&cookie));
+        let reach = (node.to_string(), fingerprint(cookie));
         if let Some(why) = self.unreachable.get(&reach) {
             return Reach::Failed(why.clone());
         }
-        if self.nodes.cookie_differs(node, &cookie) {
+        if self.nodes.cookie_differs(node, cookie) {
             if self.busy(node) {
                 return Reach::Held;
             }
-            self.nodes.use_cookie(node, &cookie);
+            self.nodes.use_cookie(node, cookie);
         }
         match self.nodes.ensure(target, waiter, Instant::now() + connect) {
             Ok(()) => Reach::Ready,
@@ -281,7 +291,7 @@ impl Courier {
             }
         };
         let reach = (node.to_string(), fingerprint(&cookie));
-        match self.reach(target, timeouts.connect, waiter) {
+        match self.reach_with(target, &cookie, timeouts.connect, waiter) {
             Reach::Ready => {}
             Reach::Held => return false,
             Reach::Failed(why) => {
