@@ -18,7 +18,7 @@ use crate::backend::{self, waiter};
 use crate::error::{SqlError, SqlResult};
 use crate::outbox::Kind;
 use crate::server::CookieSource;
-use crate::{guc, jsonb, server};
+use crate::{guc, jsonb, server, targets};
 
 /// The longest a worker waits for answers before it looks for new work.
 const IDLE: Duration = Duration::from_secs(5);
@@ -61,6 +61,9 @@ pub enum Step {
 /// flight.
 pub struct Deliveries {
     courier: Courier,
+    /// The extension's oid and schema (quoted), looked up again only when
+    /// the extension is another one (dropped and created anew).
+    schema: Option<(pg_sys::Oid, String)>,
 }
 
 impl Deliveries {
@@ -68,6 +71,7 @@ impl Deliveries {
     pub fn new() -> SqlResult<Deliveries> {
         Ok(Deliveries {
             courier: Courier::new(backend::new_nodes()?),
+            schema: None,
         })
     }
 
@@ -83,8 +87,9 @@ impl Deliveries {
     pub fn step(&mut self) -> Step {
         let in_flight = self.courier.in_flight();
         let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
+        let known = self.schema.take();
         let claimed = BackgroundWorker::transaction(|| {
-            let schema = installed_schema()?;
+            let (extension, schema) = installed_schema(known)?;
             let rows = if room > 0 {
                 fetch(&schema, &in_flight, room)
             } else {
@@ -96,12 +101,13 @@ impl Deliveries {
             } else {
                 None
             };
-            Some((schema, rows, routes, next))
+            Some((extension, schema, rows, routes, next))
         });
-        let Some((schema, rows, routes, next)) = claimed else {
+        let Some((extension, schema, rows, routes, next)) = claimed else {
             // Not installed (yet): look again later.
             return Step::Idle(Some(Duration::from_secs(30)));
         };
+        self.schema = Some((extension, schema.clone()));
         if !rows.is_empty() {
             // A transaction becomes visible before its commit record is
             // on disk when synchronous_commit is off: nothing goes out
@@ -223,14 +229,25 @@ fn routes(rows: &[Row]) -> Routes {
     routes
 }
 
-/// The extension's schema in the worker's database, if it is installed.
-fn installed_schema() -> Option<String> {
-    Spi::get_one::<String>(
+/// The extension's oid and schema (quoted) in the worker's database, if
+/// it is installed: `known` as it is while the extension is the same.
+fn installed_schema(known: Option<(pg_sys::Oid, String)>) -> Option<(pg_sys::Oid, String)> {
+    // SAFETY: a catalog look-up in a transaction; missing_ok.
+    let extension = unsafe { pg_sys::get_extension_oid(c"erlang_cnode".as_ptr(), true) };
+    if extension == pg_sys::InvalidOid {
+        return None;
+    }
+    if let Some(known) = known.filter(|(oid, _)| *oid == extension) {
+        return Some(known);
+    }
+    let schema = Spi::get_one::<String>(&format!(
         "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
-         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'erlang_cnode'",
-    )
+         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.oid = {}",
+        extension.to_u32()
+    ))
     .ok()
-    .flatten()
+    .flatten()?;
+    Some((extension, schema))
 }
 
 fn run(query: &str, args: &[DatumWithOid<'_>]) {
@@ -310,20 +327,12 @@ fn recipient(row: &Row) -> Result<Recipient, String> {
     let term = jsonb::term_of(json, "target")
         .map_err(|e| e.message().to_owned())?
         .into_owned();
-    match term {
-        pid @ Term::Pid(_) => Ok(Recipient::Pid(pid)),
-        Term::Tuple(mut items) => match items.as_slice() {
-            [Term::Atom(tag), _] if tag == "global" => Ok(Recipient::Registered {
-                module: "global".into(),
-                name: items.pop().expect("two elements"),
-            }),
-            [Term::Atom(tag), Term::Atom(module), _] if tag == "via" => Ok(Recipient::Registered {
-                module: module.to_string(),
-                name: items.pop().expect("three elements"),
-            }),
-            _ => Err(format!("{} is no target", row.target)),
-        },
-        _ => Err(format!("{} is no target", row.target)),
+    if let pid @ Term::Pid(_) = term {
+        return Ok(Recipient::Pid(pid));
+    }
+    match targets::registry(&term) {
+        Some((module, name)) => Ok(Recipient::Registered { module, name }),
+        None => Err(format!("{} is no target", row.target)),
     }
 }
 
@@ -413,31 +422,38 @@ fn record(schema: &str, fates: &[(i64, Fate)]) {
     }
 }
 
-/// Removes delivered messages past `erlang_cnode.key_retention`, and the
-/// commit numbers of transactions with nothing left to deliver.
-pub fn housekeeping() {
-    BackgroundWorker::transaction(|| {
-        let Some(schema) = installed_schema() else {
-            return;
-        };
-        let retention = format!("{} seconds", guc::key_retention().as_secs());
-        run(
-            &format!(
-                "DELETE FROM {schema}.erlang_outbox_queue \
-                  WHERE id IN (SELECT id FROM {schema}.erlang_outbox_queue \
-                                WHERE state = 'delivered' \
-                                  AND delivered_at < pg_catalog.now() - $1::pg_catalog.interval \
-                                FOR UPDATE SKIP LOCKED)"
-            ),
-            &[DatumWithOid::from(retention.as_str())],
-        );
-        run(
-            &format!(
-                "DELETE FROM {schema}.erlang_outbox_commits c \
-                  WHERE NOT EXISTS (SELECT FROM {schema}.erlang_outbox_queue o \
-                                     WHERE o.txid = c.txid AND o.state = 'pending')"
-            ),
-            &[],
-        );
-    });
+impl Deliveries {
+    /// Removes delivered messages past `erlang_cnode.key_retention`, and
+    /// the commit numbers of transactions with nothing left to deliver.
+    pub fn housekeeping(&mut self) {
+        let known = self.schema.take();
+        self.schema = BackgroundWorker::transaction(|| {
+            let (extension, schema) = installed_schema(known)?;
+            remove_what_is_done(&schema);
+            Some((extension, schema))
+        });
+    }
+}
+
+/// The housekeeping's deletes, in one transaction.
+fn remove_what_is_done(schema: &str) {
+    let retention = format!("{} seconds", guc::key_retention().as_secs());
+    run(
+        &format!(
+            "DELETE FROM {schema}.erlang_outbox_queue \
+              WHERE id IN (SELECT id FROM {schema}.erlang_outbox_queue \
+                            WHERE state = 'delivered' \
+                              AND delivered_at < pg_catalog.now() - $1::pg_catalog.interval \
+                            FOR UPDATE SKIP LOCKED)"
+        ),
+        &[DatumWithOid::from(retention.as_str())],
+    );
+    run(
+        &format!(
+            "DELETE FROM {schema}.erlang_outbox_commits c \
+              WHERE NOT EXISTS (SELECT FROM {schema}.erlang_outbox_queue o \
+                                 WHERE o.txid = c.txid AND o.state = 'pending')"
+        ),
+        &[],
+    );
 }

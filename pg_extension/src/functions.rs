@@ -435,19 +435,25 @@ unsafe fn gen_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let request = unsafe { jsonb_arg(fcinfo, 2, "request") }?;
     endpoint.check(&Request::GenCall { name: &server }, holds_fun(&request))?;
     let limit = endpoint.call_timeout(unsafe { timeout_arg(fcinfo, 3) })?;
-    let deadline = std::time::Instant::now() + limit;
     let what = format!("gen_server:call({server}, {})", request_shape(&request));
-    let outcome = backend::request(&endpoint, |nodes, target| {
-        nodes.gen_call(
-            target,
-            &Term::atom(server.as_str()),
-            &request,
-            &mut waiter(),
-            deadline,
-        )
+    gen_call_on(&endpoint, &Term::atom(server), &request, limit, &what)
+}
+
+/// `gen_server:call` of `server` (a name, or a pid of the node) within
+/// `limit`; `what` names it in errors.
+fn gen_call_on(
+    endpoint: &Endpoint,
+    server: &Term<'_>,
+    request: &Term<'_>,
+    limit: std::time::Duration,
+    what: &str,
+) -> SqlResult<Datum> {
+    let deadline = std::time::Instant::now() + limit;
+    let outcome = backend::request(endpoint, |nodes, target| {
+        nodes.gen_call(target, server, request, &mut waiter(), deadline)
     })
-    .map_err(|e| e.naming_the_call(&what, limit, false))?;
-    result(outcome, &what, &endpoint.node.to_string())
+    .map_err(|e| e.naming_the_call(what, limit, false))?;
+    result(outcome, what, &endpoint.node.to_string())
 }
 
 /// A gen_server request as an error names it: its tag (`{get, …}`,
@@ -491,14 +497,18 @@ unsafe fn send(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     let message = unsafe { jsonb_arg(fcinfo, 2, "message") }?;
     endpoint.check(&Request::Send { name: &name }, holds_fun(&message))?;
     let deadline = std::time::Instant::now() + endpoint.call_timeout(None)?;
-    backend::request(&endpoint, |nodes, target| {
-        nodes.send(
-            target,
-            &Term::atom(name.as_str()),
-            &message,
-            &mut waiter(),
-            deadline,
-        )
+    send_on(&endpoint, &Term::atom(name), &message, deadline)
+}
+
+/// Sends `message` to `to` (a name, or a pid of the node): true once sent.
+fn send_on(
+    endpoint: &Endpoint,
+    to: &Term<'_>,
+    message: &Term<'_>,
+    deadline: std::time::Instant,
+) -> SqlResult<Datum> {
+    backend::request(endpoint, |nodes, target| {
+        nodes.send(target, to, message, &mut waiter(), deadline)
     })?;
     Ok(Datum::from(true))
 }
@@ -528,10 +538,7 @@ unsafe fn send_to(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
             return Ok(Datum::from(true));
         }
     };
-    backend::request(&endpoint, |nodes, t| {
-        nodes.send(t, &to, &message, &mut waiter(), deadline)
-    })?;
-    Ok(Datum::from(true))
+    send_on(&endpoint, &to, &message, deadline)
 }
 
 /// `erlang_gen_call(node, server jsonb, request, timeout_ms)`: a pid on
@@ -574,11 +581,7 @@ unsafe fn gen_call_to(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
         terms::text(&server),
         request_shape(&request)
     );
-    let outcome = backend::request(&endpoint, |nodes, t| {
-        nodes.gen_call(t, &server, &request, &mut waiter(), deadline)
-    })
-    .map_err(|e| e.naming_the_call(&what, limit, false))?;
-    result(outcome, &what, &endpoint.node.to_string())
+    gen_call_on(&endpoint, &server, &request, limit, &what)
 }
 
 /// An optional `key` argument: NULL or a non-empty text.
@@ -623,9 +626,7 @@ unsafe fn send_on_commit_to(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
             unsafe { queue_send(fcinfo, node, endpoint, shown, Some(datum)) }
         }
         targets::ProcessTarget::Elsewhere(target) => {
-            let registry = matches!(&target, Term::Tuple(items)
-                if matches!(items.first(), Some(Term::Atom(tag)) if tag == "global" || tag == "via"));
-            if !registry {
+            if targets::registry(&target).is_none() {
                 return Err(SqlError::invalid(format!(
                     "{} is not on node {}",
                     terms::text(&target),

@@ -38,11 +38,8 @@ pub fn parse(term: Term<'static>, endpoint: &Endpoint) -> SqlResult<ProcessTarge
         Term::Atom(name) => ProcessTarget::Name(name.into_owned()),
         Term::Pid(pid) if pid.node == node => ProcessTarget::Pid(Term::Pid(pid)),
         Term::Pid(pid) => ProcessTarget::Elsewhere(Term::Pid(pid)),
+        tuple @ Term::Tuple(_) if registry(&tuple).is_some() => ProcessTarget::Elsewhere(tuple),
         Term::Tuple(items) => match items.as_slice() {
-            [Term::Atom(tag), _] if tag == "global" => ProcessTarget::Elsewhere(Term::Tuple(items)),
-            [Term::Atom(tag), Term::Atom(_), _] if tag == "via" => {
-                ProcessTarget::Elsewhere(Term::Tuple(items))
-            }
             [Term::Atom(name), Term::Atom(at)] if *at == node => {
                 ProcessTarget::Name(name.to_string())
             }
@@ -76,6 +73,23 @@ pub fn check_text_name(name: &str, what: &str) -> SqlResult<()> {
     Ok(())
 }
 
+/// A name in a registry, `{global, Name}` or `{via, Module, Name}`, as the
+/// registry's module and the name in it.
+pub fn registry(target: &Term<'_>) -> Option<(String, Term<'static>)> {
+    let Term::Tuple(items) = target else {
+        return None;
+    };
+    match items.as_slice() {
+        [Term::Atom(tag), name] if tag == "global" => {
+            Some(("global".into(), name.clone().into_owned()))
+        }
+        [Term::Atom(tag), Term::Atom(module), name] if tag == "via" => {
+            Some((module.to_string(), name.clone().into_owned()))
+        }
+        _ => None,
+    }
+}
+
 /// The function that sends `message` to `target` on the node (module,
 /// function, arguments): `global:send/2`, `Module:send/2` for `via`, else
 /// `erlang:send/2`.
@@ -83,20 +97,8 @@ pub fn sender(
     target: Term<'static>,
     message: Term<'static>,
 ) -> (String, String, Vec<Term<'static>>) {
-    if let Term::Tuple(items) = &target {
-        match items.as_slice() {
-            [Term::Atom(tag), name] if tag == "global" => {
-                return ("global".into(), "send".into(), vec![name.clone(), message]);
-            }
-            [Term::Atom(tag), Term::Atom(module), name] if tag == "via" => {
-                return (
-                    module.to_string(),
-                    "send".into(),
-                    vec![name.clone(), message],
-                );
-            }
-            _ => {}
-        }
+    match registry(&target) {
+        Some((module, name)) => (module, "send".into(), vec![name, message]),
+        None => ("erlang".into(), "send".into(), vec![target, message]),
     }
-    ("erlang".into(), "send".into(), vec![target, message])
 }

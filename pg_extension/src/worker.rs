@@ -218,7 +218,7 @@ pub extern "C-unwind" fn erlang_cnode_worker_main(_arg: pg_sys::Datum) {
         // SAFETY: the process's own latch.
         unsafe { pg_sys::ResetLatch(pg_sys::MyLatch) };
         if housekeeping <= Instant::now() {
-            courier::housekeeping();
+            deliveries.housekeeping();
             housekeeping = Instant::now() + HOUSEKEEPING;
         }
         if let courier::Step::Idle(next) = deliveries.step() {
