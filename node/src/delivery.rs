@@ -16,7 +16,7 @@
 //! dispatched; acknowledged ones are pipelined, casts to one function run
 //! one after another, so that they also run in that order.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use erlang_cnode_codec::Term;
@@ -175,9 +175,13 @@ pub struct Courier {
     unreachable: BTreeMap<(String, u64), String>,
     /// When each destination (node and name) last acknowledged a parcel.
     progress: BTreeMap<(String, String), Instant>,
-    /// Registered names looked up since the last collect: (node, module,
-    /// name) to pid.
+    /// Names looked up since the last collect: (node, module, name) to
+    /// pid (module `erlang` for a locally registered name).
     resolved: BTreeMap<(String, String, String), Term<'static>>,
+    /// Destinations (node, destination) whose name could not be looked
+    /// up since the last collect: the parcels after the first for one are
+    /// held back, not tried, so that none overtakes it.
+    blocked: BTreeSet<(String, String)>,
 }
 
 impl std::fmt::Debug for Courier {
@@ -201,6 +205,7 @@ impl Courier {
             unreachable: BTreeMap::new(),
             progress: BTreeMap::new(),
             resolved: BTreeMap::new(),
+            blocked: BTreeSet::new(),
         }
     }
 
@@ -306,12 +311,9 @@ impl Courier {
                 destination,
                 message,
             } => {
-                let to = match self.address(target, to, waiter, deadline) {
-                    Ok(to) => to,
-                    Err(why) => {
-                        self.settled.push((id, Fate::Failed(why)));
-                        return true;
-                    }
+                let Some(to) = self.address_or_hold(target, id, to, &destination, waiter, deadline)
+                else {
+                    return true;
                 };
                 let sent = self.nodes.request(
                     target,
@@ -341,13 +343,14 @@ impl Courier {
                     Err(e) => self.unreachable(reach, id, e.to_string()),
                 }
             }
-            Parcel::Bare { to, message, .. } => {
-                let to = match self.address(target, to, waiter, deadline) {
-                    Ok(to) => to,
-                    Err(why) => {
-                        self.settled.push((id, Fate::Failed(why)));
-                        return true;
-                    }
+            Parcel::Bare {
+                to,
+                destination,
+                message,
+            } => {
+                let Some(to) = self.address_or_hold(target, id, to, &destination, waiter, deadline)
+                else {
+                    return true;
                 };
                 let sent = self.nodes.send(target, &to, &message, waiter, deadline);
                 match sent {
@@ -379,9 +382,40 @@ impl Courier {
         true
     }
 
-    /// The address a message for `to` is sent to: a name or pid as it is,
-    /// a registered name looked up on the node now (each name once until
-    /// the next collect).
+    /// [`Courier::address`] for parcel `id`, going to `destination`: none
+    /// if it was settled instead, failed (the name is not registered) or
+    /// held back (an earlier parcel for the destination failed so since
+    /// the last collect: it must not be overtaken).
+    fn address_or_hold(
+        &mut self,
+        target: &Target<'_>,
+        id: i64,
+        to: Recipient,
+        destination: &str,
+        waiter: &mut dyn Wait,
+        deadline: Instant,
+    ) -> Option<Term<'static>> {
+        let key = (target.node.to_string(), destination.to_owned());
+        if self.blocked.contains(&key) {
+            self.settled.push((id, Fate::Held));
+            return None;
+        }
+        match self.address(target, to, waiter, deadline) {
+            Ok(to) => Some(to),
+            Err(why) => {
+                self.blocked.insert(key);
+                self.settled.push((id, Fate::Failed(why)));
+                None
+            }
+        }
+    }
+
+    /// The address a message for `to` is sent to: a pid as it is, a name
+    /// looked up on the node now (each name once until the next collect).
+    /// A locally registered name is looked up too, not sent to as it is: a
+    /// message to a name nobody holds yet (a node still starting) is
+    /// dropped without a word, and those after it, sent once it is held,
+    /// would overtake it.
     fn address(
         &mut self,
         target: &Target<'_>,
@@ -389,10 +423,10 @@ impl Courier {
         waiter: &mut dyn Wait,
         deadline: Instant,
     ) -> Result<Term<'static>, String> {
-        let (module, name) = match to {
-            Recipient::Name(name) => return Ok(Term::atom(name)),
+        let (module, function, name) = match to {
+            Recipient::Name(name) => ("erlang".to_owned(), "whereis", Term::atom(name)),
             Recipient::Pid(pid) => return Ok(pid),
-            Recipient::Registered { module, name } => (module, name),
+            Recipient::Registered { module, name } => (module, "whereis_name", name),
         };
         let key = (
             target.node.to_string(),
@@ -402,19 +436,18 @@ impl Courier {
         if let Some(pid) = self.resolved.get(&key) {
             return Ok(pid.clone());
         }
-        let found = self.nodes.call(
-            target,
-            &module,
-            "whereis_name",
-            vec![name],
-            waiter,
-            deadline,
-        );
+        let found = self
+            .nodes
+            .call(target, &module, function, vec![name], waiter, deadline);
         match found {
             Ok(Outcome::Return(pid @ Term::Pid(_))) => {
                 self.resolved.insert(key, pid.clone());
                 Ok(pid)
             }
+            Ok(Outcome::Return(_)) if function == "whereis" => Err(format!(
+                "no process is registered as {} on node {}",
+                key.2, target.node
+            )),
             Ok(Outcome::Return(_)) => Err(format!(
                 "no process is registered as {} in {module} on node {}",
                 key.2, target.node
@@ -495,6 +528,7 @@ impl Courier {
     pub fn collect(&mut self, waiter: &mut dyn Wait, until: Instant) -> Vec<(i64, Fate)> {
         self.unreachable.clear();
         self.resolved.clear();
+        self.blocked.clear();
         if self.settled.is_empty() && !self.flights.is_empty() {
             let first_deadline = self.flights.values().map(|f| f.deadline).min();
             let until = first_deadline.map_or(until, |d| d.min(until));
