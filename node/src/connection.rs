@@ -124,13 +124,18 @@ impl LocalNode {
     /// A reference unique to this node incarnation, on the connection where
     /// this node is called `name`.
     pub fn make_ref(&mut self, name: &str) -> Term<'static> {
+        Term::Reference(Box::new(self.new_reference(name)))
+    }
+
+    /// [`LocalNode::make_ref`], unwrapped: a counter in the first two words
+    /// (what the table of calls keys them by), a salt in the third.
+    pub(crate) fn new_reference(&mut self, name: &str) -> Reference<'static> {
         self.refs = self.refs.wrapping_add(1);
-        let id = vec![self.refs as u32, (self.refs >> 32) as u32, self.ref_salt];
-        Term::Reference(Box::new(Reference {
+        Reference {
             node: name.to_owned().into(),
             creation: self.creation,
-            id,
-        }))
+            id: vec![self.refs as u32, (self.refs >> 32) as u32, self.ref_salt],
+        }
     }
 }
 
@@ -333,14 +338,14 @@ impl Connection {
             self.channel.tick(waiter, deadline)?;
             return Ok(None);
         };
-        match self.calls.route(&received) {
+        let received = match self.calls.route(received) {
             Routed::Taken => return Ok(None),
             Routed::Kill(pid) => {
                 self.kill(pid);
                 return Ok(None);
             }
-            Routed::NotOurs => {}
-        }
+            Routed::NotOurs(received) => received,
+        };
         if self.answer_io_request(&received, waiter, deadline)? {
             return Ok(None);
         }
@@ -430,14 +435,16 @@ impl Connection {
     }
 
     /// Sends a call of `module:function(args…)` (a `SPAWN_REQUEST` of
-    /// `erpc:execute_call/4` under a monitor) and returns at once; its
+    /// `erpc:execute_call/4` under a monitor, or a link) and returns at once; its
     /// outcome is read by [`Connection::finish_call`]. Any number may be in
     /// flight. What the function prints goes to the peer's own standard
     /// output (see [`Connection::group_leader`]).
     ///
-    /// A `linked` call's process is linked to this node, so that the peer
-    /// ends it when the connection goes (for a call that may outlive what
-    /// reads its replies: a request not awaited by the end of the session).
+    /// A `linked` call's process is linked to this node instead of
+    /// monitored, so that the peer ends it when the connection goes (for a
+    /// call that may outlive what reads its replies: a request not awaited
+    /// by the end of the session). Its outcome then comes in the link's
+    /// exit signal, as it would in the monitor's: one signal either way.
     #[allow(clippy::too_many_arguments)]
     pub fn start_call(
         &mut self,
@@ -450,27 +457,26 @@ impl Connection {
         deadline: Instant,
     ) -> Result<CallId> {
         self.group_leader(local, waiter, deadline)?;
-        let request_id = local.make_ref(&self.local_name);
-        let result_tag = local.make_ref(&self.local_name);
+        let request_id = local.new_reference(&self.local_name);
+        // The request's reference is also the tag of its result: unique,
+        // and one reference fewer to make and send.
+        let result_tag = Term::Reference(Box::new(request_id.clone()));
         let args = vec![
             result_tag.clone(),
             Term::atom(module.to_owned()),
             Term::atom(function.to_owned()),
             Term::List(args),
         ];
-        let mut options = vec![Term::atom("monitor")];
-        if linked {
-            options.push(Term::atom("link"));
-        }
+        let options = vec![Term::atom(if linked { "link" } else { "monitor" })];
         self.spawn_request(
-            request_id.clone(),
+            result_tag.clone(),
             "execute_call",
             args,
             options,
             waiter,
             deadline,
         )?;
-        Ok(self.calls.add(request_id, result_tag))
+        Ok(self.calls.add(request_id, result_tag, linked))
     }
 
     /// Waits until `deadline` for the outcome of call `id`, keeping every

@@ -8,7 +8,9 @@ use erlang_cnode_codec::Term;
 /// Operation codes, as the protocol numbers them.
 mod op {
     pub const SEND: i64 = 2;
+    pub const EXIT: i64 = 3;
     pub const REG_SEND: i64 = 6;
+    pub const EXIT_TT: i64 = 8;
     pub const SEND_TT: i64 = 12;
     pub const REG_SEND_TT: i64 = 16;
     pub const MONITOR_P: i64 = 19;
@@ -16,6 +18,8 @@ mod op {
     pub const MONITOR_P_EXIT: i64 = 21;
     pub const SEND_SENDER: i64 = 22;
     pub const SEND_SENDER_TT: i64 = 23;
+    pub const PAYLOAD_EXIT: i64 = 24;
+    pub const PAYLOAD_EXIT_TT: i64 = 25;
     pub const PAYLOAD_EXIT2: i64 = 26;
     pub const PAYLOAD_MONITOR_P_EXIT: i64 = 28;
     pub const SPAWN_REQUEST: i64 = 29;
@@ -43,6 +47,24 @@ pub enum Control {
         /// The sending process.
         from: Term<'static>,
         /// The receiving process.
+        to: Term<'static>,
+    },
+    /// `EXIT`: `{3, FromPid, ToPid, Reason}`: a linked process exited (the
+    /// link is gone).
+    Exit {
+        /// The process that exited.
+        from: Term<'static>,
+        /// The process linked to it.
+        to: Term<'static>,
+        /// Why.
+        reason: Term<'static>,
+    },
+    /// `PAYLOAD_EXIT`: `{24, FromPid, ToPid}`, followed by the reason: what
+    /// replaces `EXIT` once `DFLAG_EXIT_PAYLOAD` is agreed.
+    PayloadExit {
+        /// The process that exited.
+        from: Term<'static>,
+        /// The process linked to it.
         to: Term<'static>,
     },
     /// `MONITOR_P`: `{19, FromPid, ToProc, Ref}`: monitor a process (by pid
@@ -141,6 +163,8 @@ impl Control {
             Control::Send { to } => tuple(op::SEND, &[&unused, to]),
             Control::RegSend { from, to } => tuple(op::REG_SEND, &[from, &unused, to]),
             Control::SendSender { from, to } => tuple(op::SEND_SENDER, &[from, to]),
+            Control::Exit { from, to, reason } => tuple(op::EXIT, &[from, to, reason]),
+            Control::PayloadExit { from, to } => tuple(op::PAYLOAD_EXIT, &[from, to]),
             Control::MonitorP {
                 from,
                 to,
@@ -196,58 +220,92 @@ impl Control {
     /// Reads a control message; what is not one of the kinds above (or not
     /// of its shape) is [`Control::Other`].
     pub fn from_term(term: Term<'static>) -> Control {
-        let Term::Tuple(items) = &term else {
+        let Term::Tuple(items) = term else {
             return Control::Other(term);
         };
-        let item = |i: usize| items[i].clone();
-        match items.as_slice() {
-            [Term::Int(op::SEND), _, _] | [Term::Int(op::SEND_TT), _, _, _] => {
-                Control::Send { to: item(2) }
+        let op = match items.first() {
+            Some(Term::Int(op)) => *op,
+            _ => return Control::Other(Term::Tuple(items)),
+        };
+        // The kinds this node reads, by operation and size; the items are
+        // moved out, not copied (an exit reason can be a call's result).
+        let kind = match (op, items.len()) {
+            (op::SEND, 3) | (op::SEND_TT, 4) => op::SEND,
+            (op::EXIT, 4) | (op::EXIT_TT, 5) => op::EXIT,
+            (op::REG_SEND, 4) | (op::REG_SEND_TT, 5) => op::REG_SEND,
+            (op::SEND_SENDER, 3) | (op::SEND_SENDER_TT, 4) => op::SEND_SENDER,
+            (op::PAYLOAD_EXIT, 3) | (op::PAYLOAD_EXIT_TT, 4) => op::PAYLOAD_EXIT,
+            (op::MONITOR_P, 4)
+            | (op::DEMONITOR_P, 4)
+            | (op::MONITOR_P_EXIT, 5)
+            | (op::PAYLOAD_MONITOR_P_EXIT, 4)
+            | (op::PAYLOAD_EXIT2, 3)
+            | (op::SPAWN_REPLY, 5) => op,
+            _ => return Control::Other(Term::Tuple(items)),
+        };
+        let mut rest = items.into_iter().skip(1);
+        let mut item = || rest.next().expect("counted above");
+        match kind {
+            op::SEND => {
+                let _unused = item();
+                Control::Send { to: item() }
             }
-            [Term::Int(op::REG_SEND), _, _, _] | [Term::Int(op::REG_SEND_TT), _, _, _, _] => {
-                Control::RegSend {
-                    from: item(1),
-                    to: item(3),
-                }
+            op::EXIT => Control::Exit {
+                from: item(),
+                to: item(),
+                // EXIT_TT: {8, FromPid, ToPid, TraceToken, Reason}.
+                reason: match op {
+                    op::EXIT_TT => {
+                        let _token = item();
+                        item()
+                    }
+                    _ => item(),
+                },
+            },
+            op::REG_SEND => {
+                let from = item();
+                let _unused = item();
+                Control::RegSend { from, to: item() }
             }
-            [Term::Int(op::SEND_SENDER), _, _] | [Term::Int(op::SEND_SENDER_TT), _, _, _] => {
-                Control::SendSender {
-                    from: item(1),
-                    to: item(2),
-                }
-            }
-            [Term::Int(op::MONITOR_P), _, _, _] => Control::MonitorP {
-                from: item(1),
-                to: item(2),
-                reference: item(3),
+            op::SEND_SENDER => Control::SendSender {
+                from: item(),
+                to: item(),
             },
-            [Term::Int(op::DEMONITOR_P), _, _, _] => Control::DemonitorP {
-                from: item(1),
-                to: item(2),
-                reference: item(3),
+            op::PAYLOAD_EXIT => Control::PayloadExit {
+                from: item(),
+                to: item(),
             },
-            [Term::Int(op::MONITOR_P_EXIT), _, _, _, _] => Control::MonitorPExit {
-                from: item(1),
-                to: item(2),
-                reference: item(3),
-                reason: item(4),
+            op::MONITOR_P => Control::MonitorP {
+                from: item(),
+                to: item(),
+                reference: item(),
             },
-            [Term::Int(op::PAYLOAD_MONITOR_P_EXIT), _, _, _] => Control::PayloadMonitorPExit {
-                from: item(1),
-                to: item(2),
-                reference: item(3),
+            op::DEMONITOR_P => Control::DemonitorP {
+                from: item(),
+                to: item(),
+                reference: item(),
             },
-            [Term::Int(op::PAYLOAD_EXIT2), _, _] => Control::PayloadExit2 {
-                from: item(1),
-                to: item(2),
+            op::MONITOR_P_EXIT => Control::MonitorPExit {
+                from: item(),
+                to: item(),
+                reference: item(),
+                reason: item(),
             },
-            [Term::Int(op::SPAWN_REPLY), _, _, _, _] => Control::SpawnReply {
-                request_id: item(1),
-                to: item(2),
-                flags: item(3),
-                result: item(4),
+            op::PAYLOAD_MONITOR_P_EXIT => Control::PayloadMonitorPExit {
+                from: item(),
+                to: item(),
+                reference: item(),
             },
-            _ => Control::Other(term),
+            op::PAYLOAD_EXIT2 => Control::PayloadExit2 {
+                from: item(),
+                to: item(),
+            },
+            _ => Control::SpawnReply {
+                request_id: item(),
+                to: item(),
+                flags: item(),
+                result: item(),
+            },
         }
     }
 
@@ -262,7 +320,7 @@ impl Control {
 
 /// One message received: its control message and what follows it (a sent
 /// message, an exit reason, spawn arguments), if anything.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct Received {
     /// The control message.
     pub control: Control,
@@ -298,6 +356,15 @@ mod tests {
             Control::SendSender {
                 from: pid(1),
                 to: pid(2),
+            },
+            Control::Exit {
+                from: pid(2),
+                to: pid(1),
+                reason: Term::atom("killed"),
+            },
+            Control::PayloadExit {
+                from: pid(2),
+                to: pid(1),
             },
             Control::MonitorP {
                 from: pid(1),
@@ -377,5 +444,28 @@ mod tests {
             token,
         ]);
         assert!(Control::from_term(reg_tt).is_send());
+        let exit_tt = Term::Tuple(vec![
+            Term::Int(8),
+            pid(2),
+            pid(1),
+            Term::atom("token"),
+            Term::atom("killed"),
+        ]);
+        assert_eq!(
+            Control::from_term(exit_tt),
+            Control::Exit {
+                from: pid(2),
+                to: pid(1),
+                reason: Term::atom("killed")
+            }
+        );
+        let payload_exit_tt = Term::Tuple(vec![Term::Int(25), pid(2), pid(1), Term::atom("t")]);
+        assert_eq!(
+            Control::from_term(payload_exit_tt),
+            Control::PayloadExit {
+                from: pid(2),
+                to: pid(1)
+            }
+        );
     }
 }

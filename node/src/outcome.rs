@@ -48,35 +48,42 @@ pub enum Outcome {
 /// `{Tag, throw, V}`, `{Tag, exit, R}`, `{Tag, error, R, Stack}`; anything
 /// else means the process died of a signal.
 pub(crate) fn of_execute_call(reason: Term<'static>, tag: &Term<'static>) -> Outcome {
-    if let Term::Tuple(items) = &reason {
-        match items.as_slice() {
-            [t, Term::Atom(kind), value] if t == tag && kind == "return" => {
-                return Outcome::Return(value.clone())
-            }
-            [t, Term::Atom(kind), value] if t == tag && kind == "throw" => {
-                return Outcome::Exception {
-                    class: Class::Throw,
-                    reason: value.clone(),
-                    stack: None,
-                };
-            }
-            [t, Term::Atom(kind), value] if t == tag && kind == "exit" => {
-                return Outcome::Exception {
-                    class: Class::Exit,
-                    reason: value.clone(),
-                    stack: None,
-                };
-            }
-            [t, Term::Atom(kind), value, stack] if t == tag && kind == "error" => {
-                return Outcome::Exception {
-                    class: Class::Error,
-                    reason: value.clone(),
-                    stack: Some(stack.clone()),
-                };
-            }
-            _ => {}
-        }
+    let class = match &reason {
+        Term::Tuple(items) => match items.as_slice() {
+            [t, Term::Atom(kind), _] if t == tag => match &**kind {
+                "return" => Some(None),
+                "throw" => Some(Some(Class::Throw)),
+                "exit" => Some(Some(Class::Exit)),
+                _ => None,
+            },
+            [t, Term::Atom(kind), _, _] if t == tag && kind == "error" => Some(Some(Class::Error)),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some(class) = class else {
+        return signal(reason);
+    };
+    let Term::Tuple(items) = reason else {
+        unreachable!("a tuple, matched above")
+    };
+    // The value is moved out, not copied: it can be a large result.
+    let mut items = items.into_iter().skip(2);
+    let value = items.next().expect("matched above");
+    match class {
+        None => Outcome::Return(value),
+        // The stack trace is the fourth item, of `error` only.
+        Some(class) => Outcome::Exception {
+            class,
+            reason: value,
+            stack: items.next(),
+        },
     }
+}
+
+/// A process that died of a signal (killed, or by a link), as `erpc`
+/// reports it: `exit` with `{signal, Reason}`.
+fn signal(reason: Term<'static>) -> Outcome {
     Outcome::Exception {
         class: Class::Exit,
         reason: Term::Tuple(vec![Term::atom("signal"), reason]),

@@ -3,16 +3,16 @@
 //! monitor signal is routed to its call by that reference. No I/O here: the
 //! connection reads, this table decides.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
-use erlang_cnode_codec::Term;
+use erlang_cnode_codec::{Pid, Reference, Term};
 
 use crate::message::{Control, Received};
 use crate::outcome::{of_execute_call, Outcome};
 
 /// A call under way on one connection: the reference of its spawn request.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct CallId(pub(crate) Term<'static>);
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CallId(pub(crate) Reference<'static>);
 
 /// How a call ended when the node gave no outcome of it.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,10 +26,15 @@ pub(crate) type Ended = std::result::Result<Outcome, Lost>;
 
 #[derive(Debug)]
 struct PendingCall {
+    /// Its spawn request's reference (the key is only part of it).
+    request_id: Reference<'static>,
     /// The tag `erpc:execute_call/4` puts in its exit reason.
     result_tag: Term<'static>,
+    /// Whether its process is linked to us (and not monitored): its end
+    /// comes as a link's exit signal, found by the process's pid.
+    linked: bool,
     /// The process running it, once the spawn reply is in.
-    spawned: Option<Term<'static>>,
+    spawned: Option<Pid<'static>>,
     /// How it ended, once it has.
     ended: Option<Ended>,
     /// Given up on (timed out, cancelled, discarded): its process is killed
@@ -40,8 +45,9 @@ struct PendingCall {
 /// What a received message meant to the table.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Routed {
-    /// It belongs to no call under way (a late or stray message).
-    NotOurs,
+    /// It belongs to no call under way (a late or stray message): here it
+    /// is back.
+    NotOurs(Received),
     /// It was taken into the table.
     Taken,
     /// It was taken, and this process (of a call given up on) is to be
@@ -49,22 +55,50 @@ pub(crate) enum Routed {
     Kill(Term<'static>),
 }
 
+/// The table's key of a reference this node made ([`crate::LocalNode::make_ref`]:
+/// a counter in its first two words); a reference of another shape is no
+/// call's. The whole reference is compared too, once found.
+fn key_of(reference: &Reference<'_>) -> Option<u64> {
+    match reference.id.as_slice() {
+        [low, high, _] => Some(u64::from(*low) | (u64::from(*high) << 32)),
+        _ => None,
+    }
+}
+
+/// The table's key of a process: its number and serial (the node and
+/// incarnation are compared once found).
+fn pid_key(pid: &Pid<'_>) -> (u32, u32) {
+    (pid.id, pid.serial)
+}
+
 /// The calls under way on one connection.
 #[derive(Debug, Default)]
 pub(crate) struct Calls {
-    by_request: BTreeMap<Term<'static>, PendingCall>,
+    by_request: HashMap<u64, PendingCall>,
+    /// The linked calls whose process is known, by its pid.
+    by_pid: HashMap<(u32, u32), u64>,
     /// How many are in flight (not ended, not given up on), kept as they
     /// change: asked before every call sent.
     running: usize,
 }
 
 impl Calls {
-    /// Adds a call whose spawn request went out with `request_id`.
-    pub(crate) fn add(&mut self, request_id: Term<'static>, result_tag: Term<'static>) -> CallId {
+    /// Adds a call whose spawn request went out with `request_id` (a
+    /// reference [`crate::LocalNode::make_ref`] made); `linked` if its
+    /// process is linked to us instead of monitored.
+    pub(crate) fn add(
+        &mut self,
+        request_id: Reference<'static>,
+        result_tag: Term<'static>,
+        linked: bool,
+    ) -> CallId {
+        let key = key_of(&request_id).expect("a reference this node made");
         self.by_request.insert(
-            request_id.clone(),
+            key,
             PendingCall {
+                request_id: request_id.clone(),
                 result_tag,
+                linked,
                 spawned: None,
                 ended: None,
                 abandoned: false,
@@ -74,16 +108,30 @@ impl Calls {
         CallId(request_id)
     }
 
+    fn get(&self, id: &CallId) -> Option<&PendingCall> {
+        let call = self.by_request.get(&key_of(&id.0)?)?;
+        (call.request_id == id.0).then_some(call)
+    }
+
+    /// Takes call `key` out of the table.
+    fn remove(&mut self, key: u64) -> Option<PendingCall> {
+        let call = self.by_request.remove(&key)?;
+        if let Some(pid) = &call.spawned {
+            if call.linked {
+                self.by_pid.remove(&pid_key(pid));
+            }
+        }
+        Some(call)
+    }
+
     /// Whether call `id` is in the table (sent, not yet read).
     pub(crate) fn contains(&self, id: &CallId) -> bool {
-        self.by_request.contains_key(&id.0)
+        self.get(id).is_some()
     }
 
     /// Whether call `id` has ended, so that [`Calls::take`] has it.
     pub(crate) fn has_ended(&self, id: &CallId) -> bool {
-        self.by_request
-            .get(&id.0)
-            .is_some_and(|call| call.ended.is_some())
+        self.get(id).is_some_and(|call| call.ended.is_some())
     }
 
     /// How call `id` ended, taken out of the table; `None` while it runs.
@@ -91,27 +139,33 @@ impl Calls {
         if !self.has_ended(id) {
             return None;
         }
-        self.by_request.remove(&id.0).and_then(|call| call.ended)
+        self.remove(key_of(&id.0)?).and_then(|call| call.ended)
     }
 
     /// Gives up on call `id`: the process to kill now, if it is known (else
     /// it is killed when its spawn reply arrives).
     pub(crate) fn abandon(&mut self, id: &CallId) -> Option<Term<'static>> {
-        let call = self.by_request.get_mut(&id.0)?;
-        if call.ended.is_some() {
-            self.by_request.remove(&id.0);
+        let ended = self.get(id)?.ended.is_some();
+        let key = key_of(&id.0)?;
+        if ended {
+            self.remove(key);
             return None;
         }
+        let call = self.by_request.get_mut(&key)?;
         if !call.abandoned {
             call.abandoned = true;
             self.running -= 1;
         }
-        call.spawned.clone()
+        call.spawned.clone().map(|pid| Term::Pid(Box::new(pid)))
     }
 
     /// Gives up on every call: the processes to kill now.
     pub(crate) fn abandon_all(&mut self) -> Vec<Term<'static>> {
-        let ids: Vec<CallId> = self.by_request.keys().cloned().map(CallId).collect();
+        let ids: Vec<CallId> = self
+            .by_request
+            .values()
+            .map(|call| CallId(call.request_id.clone()))
+            .collect();
         ids.iter().filter_map(|id| self.abandon(id)).collect()
     }
 
@@ -128,63 +182,103 @@ impl Calls {
         self.running
     }
 
-    /// Takes a spawn reply or monitor signal for the call it belongs to.
-    pub(crate) fn route(&mut self, received: &Received) -> Routed {
-        let request_id = match &received.control {
+    /// The call a spawn reply, monitor signal or link exit signal is about:
+    /// its key, if it is one of ours.
+    fn key_for(&self, control: &Control) -> Option<u64> {
+        let (key, by_monitor) = match control {
+            Control::SpawnReply {
+                request_id: Term::Reference(r),
+                ..
+            } => (key_of(r)?, false),
+            Control::MonitorPExit {
+                reference: Term::Reference(r),
+                ..
+            }
+            | Control::PayloadMonitorPExit {
+                reference: Term::Reference(r),
+                ..
+            } => (key_of(r)?, true),
+            Control::Exit {
+                from: Term::Pid(p), ..
+            }
+            | Control::PayloadExit {
+                from: Term::Pid(p), ..
+            } => {
+                let key = *self.by_pid.get(&pid_key(p))?;
+                let call = self.by_request.get(&key)?;
+                return (call.spawned.as_ref() == Some(&**p)).then_some(key);
+            }
+            _ => return None,
+        };
+        let call = self.by_request.get(&key)?;
+        let reference = match control {
             Control::SpawnReply { request_id, .. } => request_id,
             Control::MonitorPExit { reference, .. }
             | Control::PayloadMonitorPExit { reference, .. } => reference,
-            _ => return Routed::NotOurs,
+            _ => unreachable!("matched above"),
         };
-        let Some(call) = self.by_request.get_mut(request_id) else {
-            return Routed::NotOurs;
+        let same = matches!(reference, Term::Reference(r) if **r == call.request_id);
+        // A linked call's end comes by its link, a monitored one's by its
+        // monitor.
+        (same && !(by_monitor && call.linked)).then_some(key)
+    }
+
+    /// Takes a spawn reply, monitor signal or link exit signal for the call
+    /// it belongs to; anything else is handed back.
+    pub(crate) fn route(&mut self, received: Received) -> Routed {
+        let Some(key) = self.key_for(&received.control) else {
+            return Routed::NotOurs(received);
         };
-        let down = match &received.control {
+        let call = self.by_request.get_mut(&key).expect("found above");
+        let Received {
+            control,
+            payload,
+            payload_too_deep,
+        } = received;
+        let reason = match control {
             Control::SpawnReply { result, .. } => {
-                if matches!(result, Term::Pid(_)) {
-                    call.spawned = Some(result.clone());
+                if let Term::Pid(pid) = result {
+                    call.spawned = Some((*pid).clone());
+                    if call.linked {
+                        self.by_pid.insert(pid_key(&pid), key);
+                    }
                     return match call.abandoned {
-                        true => Routed::Kill(result.clone()),
+                        true => Routed::Kill(Term::Pid(pid)),
                         false => Routed::Taken,
                     };
                 }
-                if !call.abandoned {
-                    if call.ended.is_some() {
-                        // Told twice: the first stands.
-                        return Routed::Taken;
-                    }
+                if call.abandoned {
+                    // Never started: nothing to wait for.
+                    self.remove(key);
+                    return Routed::Taken;
+                }
+                if call.ended.is_none() {
                     // The node could not spawn it (`system_limit`, …): an
                     // error of the call, as erpc raises it; the connection
                     // is sound.
                     self.running -= 1;
                     call.ended = Some(Ok(Outcome::Exception {
                         class: crate::outcome::Class::Error,
-                        reason: Term::Tuple(vec![Term::atom("spawn"), result.clone()]),
+                        reason: Term::Tuple(vec![Term::atom("spawn"), result]),
                         stack: None,
                     }));
-                    return Routed::Taken;
                 }
-                None
+                // Told twice: the first stands.
+                return Routed::Taken;
             }
-            Control::MonitorPExit { reason, .. } => Some(Ok(reason.clone())),
-            _ => Some(match (&received.payload, received.payload_too_deep) {
+            Control::MonitorPExit { reason, .. } | Control::Exit { reason, .. } => Ok(reason),
+            _ => match (payload, payload_too_deep) {
                 (_, Some(limit)) => Err(Lost::TooDeep(limit)),
-                (Some(reason), None) => Ok(reason.clone()),
+                (Some(reason), None) => Ok(reason),
                 (None, None) => Ok(Term::atom("undefined")),
-            }),
+            },
         };
-        match down {
-            Some(reason) if !call.abandoned => {
-                if call.ended.is_none() {
-                    self.running -= 1;
-                    call.ended = Some(reason.map(|r| of_execute_call(r, &call.result_tag)));
-                }
-            }
-            // A call given up on is over once its process is down (or
-            // never started).
-            _ => {
-                self.by_request.remove(request_id);
-            }
+        if call.abandoned {
+            // A call given up on is over once its process is down.
+            self.remove(key);
+        } else if call.ended.is_none() {
+            self.running -= 1;
+            call.ended = Some(reason.map(|r| of_execute_call(r, &call.result_tag)));
         }
         Routed::Taken
     }
@@ -195,12 +289,26 @@ mod tests {
     use super::*;
 
     fn pid(id: u32) -> Term<'static> {
-        Term::Pid(Box::new(erlang_cnode_codec::Pid {
+        Term::Pid(Box::new(Pid {
             node: "a@b".into(),
             id,
             serial: 0,
             creation: 1,
         }))
+    }
+
+    /// The reference of request `n`, as [`crate::LocalNode::make_ref`]
+    /// lays it out.
+    fn reference(n: u32) -> Reference<'static> {
+        Reference {
+            node: "us@b".into(),
+            creation: 1,
+            id: vec![n, 0, 7],
+        }
+    }
+
+    fn request(n: u32) -> Term<'static> {
+        Term::Reference(Box::new(reference(n)))
     }
 
     fn received(control: Control, payload: Option<Term<'static>>) -> Received {
@@ -211,10 +319,10 @@ mod tests {
         }
     }
 
-    fn spawned(request: &str, pid: Term<'static>) -> Received {
+    fn spawned(request_id: Term<'static>, pid: Term<'static>) -> Received {
         received(
             Control::SpawnReply {
-                request_id: Term::atom(request.to_owned()),
+                request_id,
                 to: Term::atom("us"),
                 flags: Term::Int(0),
                 result: pid,
@@ -223,15 +331,25 @@ mod tests {
         )
     }
 
-    fn down(request: &str, reason: Term<'static>) -> Received {
+    fn down(request: u32, reason: Term<'static>) -> Received {
         received(
             Control::MonitorPExit {
                 from: pid(9),
                 to: Term::atom("us"),
-                reference: Term::atom(request.to_owned()),
+                reference: self::request(request),
                 reason,
             },
             None,
+        )
+    }
+
+    fn exited(from: Term<'static>, reason: Term<'static>) -> Received {
+        received(
+            Control::PayloadExit {
+                from,
+                to: Term::atom("us"),
+            },
+            Some(reason),
         )
     }
 
@@ -246,50 +364,113 @@ mod tests {
     #[test]
     fn replies_find_their_calls_in_any_order() {
         let mut calls = Calls::default();
-        let a = calls.add(Term::atom("a"), Term::atom("ta"));
-        let b = calls.add(Term::atom("b"), Term::atom("tb"));
+        let a = calls.add(reference(1), Term::atom("ta"), false);
+        let b = calls.add(reference(2), Term::atom("tb"), false);
         assert_eq!(calls.in_flight(), 2);
-        assert_eq!(calls.route(&down("b", returned("tb", 2))), Routed::Taken);
+        assert_eq!(calls.route(down(2, returned("tb", 2))), Routed::Taken);
         assert!(calls.take(&a).is_none());
-        assert_eq!(calls.route(&down("a", returned("ta", 1))), Routed::Taken);
+        assert_eq!(calls.route(down(1, returned("ta", 1))), Routed::Taken);
         assert_eq!(calls.take(&a), Some(Ok(Outcome::Return(Term::Int(1)))));
         assert_eq!(calls.in_flight(), 0);
         assert_eq!(calls.take(&b), Some(Ok(Outcome::Return(Term::Int(2)))));
         assert!(!calls.contains(&a) && calls.in_flight() == 0);
-        // Late: no call of its own any more.
-        assert_eq!(calls.route(&down("a", returned("ta", 1))), Routed::NotOurs);
+        // Late: no call of its own any more, and handed back.
+        let late = down(1, returned("ta", 1));
+        assert_eq!(
+            calls.route(late),
+            Routed::NotOurs(down(1, returned("ta", 1)))
+        );
+    }
+
+    #[test]
+    fn a_reference_that_only_shares_the_key_is_not_the_call() {
+        let mut calls = Calls::default();
+        let id = calls.add(reference(1), Term::atom("t"), false);
+        let mut other = reference(1);
+        other.node = "someone@else".into();
+        let forged = Term::Reference(Box::new(other));
+        let signal = received(
+            Control::MonitorPExit {
+                from: pid(9),
+                to: Term::atom("us"),
+                reference: forged,
+                reason: returned("t", 1),
+            },
+            None,
+        );
+        assert!(matches!(calls.route(signal), Routed::NotOurs(_)));
+        assert!(calls.contains(&id) && !calls.has_ended(&id));
+    }
+
+    #[test]
+    fn a_linked_call_ends_by_its_exit_signal_not_by_a_monitor() {
+        let mut calls = Calls::default();
+        let id = calls.add(reference(1), Term::atom("t"), true);
+        // Before the spawn reply, no pid is known to be this call's.
+        assert!(matches!(
+            calls.route(exited(pid(3), returned("t", 5))),
+            Routed::NotOurs(_)
+        ));
+        assert_eq!(calls.route(spawned(request(1), pid(3))), Routed::Taken);
+        // A monitor signal is not how a linked call ends.
+        assert!(matches!(
+            calls.route(down(1, returned("t", 6))),
+            Routed::NotOurs(_)
+        ));
+        // Another process's exit is not this call's.
+        assert!(matches!(
+            calls.route(exited(pid(4), returned("t", 7))),
+            Routed::NotOurs(_)
+        ));
+        assert_eq!(calls.route(exited(pid(3), returned("t", 5))), Routed::Taken);
+        assert_eq!(calls.in_flight(), 0);
+        assert_eq!(calls.take(&id), Some(Ok(Outcome::Return(Term::Int(5)))));
+        // Its pid is forgotten with it.
+        assert!(calls.by_pid.is_empty());
+        assert!(matches!(
+            calls.route(exited(pid(3), returned("t", 5))),
+            Routed::NotOurs(_)
+        ));
     }
 
     #[test]
     fn a_call_given_up_on_is_killed_as_soon_as_its_process_is_known() {
-        let mut calls = Calls::default();
-        let early = calls.add(Term::atom("early"), Term::atom("t1"));
-        let late = calls.add(Term::atom("late"), Term::atom("t2"));
-        assert_eq!(calls.route(&spawned("late", pid(2))), Routed::Taken);
-        // Known: kill now. Unknown: kill when its spawn reply comes.
-        assert_eq!(calls.abandon(&late), Some(pid(2)));
-        assert_eq!(calls.abandon(&early), None);
-        assert_eq!(calls.in_flight(), 0);
-        assert_eq!(calls.route(&spawned("early", pid(1))), Routed::Kill(pid(1)));
-        // Their ends are taken, and then they are gone.
-        assert_eq!(
-            calls.route(&down("early", Term::atom("killed"))),
-            Routed::Taken
-        );
-        assert_eq!(
-            calls.route(&down("late", Term::atom("killed"))),
-            Routed::Taken
-        );
-        assert!(!calls.contains(&early) && !calls.contains(&late));
+        for linked in [false, true] {
+            let mut calls = Calls::default();
+            let early = calls.add(reference(1), Term::atom("t1"), linked);
+            let late = calls.add(reference(2), Term::atom("t2"), linked);
+            assert_eq!(calls.route(spawned(request(2), pid(2))), Routed::Taken);
+            // Known: kill now. Unknown: kill when its spawn reply comes.
+            assert_eq!(calls.abandon(&late), Some(pid(2)));
+            assert_eq!(calls.abandon(&early), None);
+            assert_eq!(calls.in_flight(), 0);
+            assert_eq!(calls.awaiting_kill(), 1);
+            assert_eq!(
+                calls.route(spawned(request(1), pid(1))),
+                Routed::Kill(pid(1))
+            );
+            // Their ends are taken, and then they are gone.
+            let (first, second) = match linked {
+                true => (
+                    exited(pid(1), Term::atom("killed")),
+                    exited(pid(2), Term::atom("killed")),
+                ),
+                false => (down(1, Term::atom("killed")), down(2, Term::atom("killed"))),
+            };
+            assert_eq!(calls.route(first), Routed::Taken);
+            assert_eq!(calls.route(second), Routed::Taken);
+            assert!(!calls.contains(&early) && !calls.contains(&late));
+            assert!(calls.by_request.is_empty() && calls.by_pid.is_empty());
+        }
     }
 
     #[test]
     fn a_spawn_that_failed_ends_the_call_as_an_error() {
         let mut calls = Calls::default();
-        let id = calls.add(Term::atom("r"), Term::atom("t"));
-        calls.route(&spawned("r", Term::atom("system_limit")));
+        let id = calls.add(reference(1), Term::atom("t"), true);
+        calls.route(spawned(request(1), Term::atom("system_limit")));
         // A second report changes nothing, and the count stays right.
-        calls.route(&spawned("r", Term::atom("system_limit")));
+        calls.route(spawned(request(1), Term::atom("system_limit")));
         assert_eq!(calls.in_flight(), 0);
         assert!(matches!(
             calls.take(&id),
@@ -300,18 +481,18 @@ mod tests {
     #[test]
     fn a_reason_too_deep_to_read_ends_its_own_call() {
         let mut calls = Calls::default();
-        let id = calls.add(Term::atom("r"), Term::atom("t"));
-        let other = calls.add(Term::atom("o"), Term::atom("t2"));
+        let id = calls.add(reference(1), Term::atom("t"), false);
+        let other = calls.add(reference(2), Term::atom("t2"), false);
         let down = Received {
             control: Control::PayloadMonitorPExit {
                 from: pid(9),
                 to: Term::atom("us"),
-                reference: Term::atom("r"),
+                reference: request(1),
             },
             payload: None,
             payload_too_deep: Some(1000),
         };
-        assert_eq!(calls.route(&down), Routed::Taken);
+        assert_eq!(calls.route(down), Routed::Taken);
         assert_eq!(calls.take(&id), Some(Err(Lost::TooDeep(1000))));
         assert!(calls.take(&other).is_none());
         assert_eq!(calls.in_flight(), 1);

@@ -105,7 +105,9 @@ fn calls_given_up_on_are_killed_even_before_their_process_is_known() {
 fn timing_of_ten_thousand_pipelined_calls() {
     let node = ErlNode::start("pipe_time", &[]);
     let (mut local, mut c) = open(&node);
-    for round in 0..3 {
+    for round in 0..6 {
+        // Monitored and linked calls in turn.
+        let linked = round % 2 == 1;
         let started = Instant::now();
         let ids: Vec<_> = (0..10_000)
             .map(|_| {
@@ -114,7 +116,7 @@ fn timing_of_ten_thousand_pipelined_calls() {
                     "erlang",
                     "node",
                     vec![],
-                    false,
+                    linked,
                     &mut PollWait,
                     soon(),
                 )
@@ -126,7 +128,7 @@ fn timing_of_ten_thousand_pipelined_calls() {
             c.finish_call(id, &mut PollWait, soon()).unwrap();
         }
         println!(
-            "round {round}: sent in {sent:?}, all done in {:?} ({:.1} µs/call)",
+            "round {round} (linked: {linked}): sent in {sent:?}, all done in {:?} ({:.1} µs/call)",
             started.elapsed(),
             started.elapsed().as_micros() as f64 / 10_000.0
         );

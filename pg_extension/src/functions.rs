@@ -809,14 +809,23 @@ unsafe fn call_many(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
         _ => return Err(not_a_list()),
     };
     let mut arg_lists = Vec::with_capacity(calls.len());
-    let mut describe = Vec::with_capacity(calls.len());
     for call in calls {
         let Term::List(args) = call else {
             return Err(not_a_list());
         };
-        describe.push(checked_call(&endpoint, &module, &function, &args)?.describe());
+        checked_call(&endpoint, &module, &function, &args)?;
         arg_lists.push(args);
     }
+    // How an error names the call, made only for the one that failed.
+    let arities: Vec<usize> = arg_lists.iter().map(Vec::len).collect();
+    let describe = |i: usize| {
+        Request::Call {
+            module: &module,
+            function: &function,
+            arity: arities[i],
+        }
+        .describe()
+    };
     let deadline =
         std::time::Instant::now() + endpoint.call_timeout(unsafe { timeout_arg(fcinfo, 4) })?;
     let node = endpoint.node.to_string();
@@ -828,7 +837,7 @@ unsafe fn call_many(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     for (i, outcome) in outcomes.into_iter().enumerate() {
         match outcome {
             Ok(erlang_cnode_node::Outcome::Return(value)) => results.push(value),
-            Ok(outcome) => return result(outcome, &describe[i], &node),
+            Ok(outcome) => return result(outcome, &describe(i), &node),
             Err(e) => return Err(SqlError::from(e)),
         }
     }
