@@ -720,3 +720,47 @@ fn messages_go_to_pids_and_global_names() {
     );
     assert!(refused.contains("22023"), "{refused}");
 }
+
+/// A name nobody holds yet (a receiver still starting): the first message
+/// fails and is retried, the ones after it are not tried before it; once
+/// the name is held, all arrive in order.
+#[test]
+fn messages_wait_in_order_for_a_name_nobody_holds_yet() {
+    let cluster = preloaded();
+    let node = receiver();
+    server(&cluster, "later", &node);
+    sql(
+        &cluster,
+        "postgres",
+        "SELECT count(erlang_send_on_commit('later', 'not_yet', jsonb_build_object('n', g))) \
+         FROM generate_series(1, 5) g;",
+    );
+    wait_for(
+        &cluster,
+        "postgres",
+        "SELECT bool_or(attempts > 0 AND last_error LIKE 'no process is registered as not_yet on node %') \
+         FROM erlang_outbox WHERE node = 'later'",
+        "t",
+    );
+    // Only the first was tried; nothing went anywhere.
+    assert_eq!(
+        sql(
+            &cluster,
+            "postgres",
+            "SELECT string_agg(format('%s:%s', state, attempts > 0), ',' ORDER BY id) \
+             FROM erlang_outbox WHERE node = 'later'"
+        ),
+        "pending:t,pending:f,pending:f,pending:f,pending:f"
+    );
+    sql(
+        &cluster,
+        "postgres",
+        "SELECT erlang_call('later', 'regress_server', 'receiver', \
+         '[{\"$binary\": \"bm90X3lldA==\"}, true]');",
+    );
+    settle(&cluster, "later");
+    assert_eq!(
+        received_numbers(&cluster, "later", "not_yet"),
+        ["1", "2", "3", "4", "5"]
+    );
+}
