@@ -7,13 +7,13 @@
 
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use erlang_cnode_codec::{etf, Term};
 
 use crate::io::ReadBuffer;
 use crate::message::{Control, Received};
-use crate::wait::Wait;
+use crate::wait::{Interest, Wait};
 use crate::{Error, Result};
 
 /// `PASS_THROUGH`: a message with no distribution header follows.
@@ -42,7 +42,14 @@ pub(crate) struct Channel {
     /// [`CORK_LIMIT`], or before the next read.
     output: Vec<u8>,
     corked: bool,
+    /// How many bytes the socket gathers before it counts as readable
+    /// (`SO_RCVLOWAT`; 1 by default): see [`Channel::gather`].
+    low_water: usize,
 }
+
+/// The longest a read waits for [`Channel::gather`]'s bytes to be in
+/// before it takes what there is.
+const GATHER_WAIT: Duration = Duration::from_millis(1);
 
 /// The most bytes kept back while corked.
 const CORK_LIMIT: usize = 64 * 1024;
@@ -58,6 +65,7 @@ impl Channel {
             max_message_size: 64 << 20,
             output: Vec::new(),
             corked: false,
+            low_water: 1,
         }
     }
 
@@ -144,6 +152,18 @@ impl Channel {
         self.write_frame(&frame, waiter, deadline)
     }
 
+    /// Lets replies gather: a read that finds no whole frame waits (a
+    /// moment at most) until `bytes` have arrived, instead of taking each
+    /// frame as it comes, one system call and one wake-up each. For a
+    /// caller expecting at least that much (many calls in flight); 1 turns
+    /// it off.
+    pub(crate) fn gather(&mut self, bytes: usize) {
+        let bytes = bytes.clamp(1, 1 << 20);
+        if bytes != self.low_water && crate::io::set_low_water(&self.stream, bytes).is_ok() {
+            self.low_water = bytes;
+        }
+    }
+
     /// Keeps frames sent from now on until [`Channel::uncork`] (or until
     /// enough have gathered, or the next read), to write them at once.
     pub(crate) fn cork(&mut self) {
@@ -190,6 +210,14 @@ impl Channel {
         })
     }
 
+    /// Whether a whole frame has been read already.
+    fn frame_buffered(&self) -> bool {
+        let available = self.input.available();
+        available.len() >= 4
+            && available.len() - 4
+                >= u32::from_be_bytes(available[..4].try_into().expect("4 bytes")) as usize
+    }
+
     /// Whether bytes already read wait to be taken as frames.
     pub(crate) fn has_buffered_input(&self) -> bool {
         !self.input.available().is_empty()
@@ -227,8 +255,35 @@ impl Channel {
                 node: self.node.clone(),
             });
         }
-        // Requests kept back go out before their replies are waited for.
-        self.flush(waiter, deadline)?;
+        // Requests kept back go out before anything is waited for; while
+        // whole frames are here already (or come without waiting), they
+        // stay back, to go out with the next ones in one write.
+        if !self.frame_buffered() {
+            if self.low_water > 1 {
+                self.flush(waiter, deadline)?;
+                let until = deadline.min(Instant::now() + GATHER_WAIT);
+                if waiter
+                    .wait(self.stream.as_raw_fd(), Interest::Read, until)
+                    .is_err()
+                {
+                    return Err(Error::Interrupted {
+                        node: self.node.clone(),
+                    });
+                }
+                self.input.read_once(&self.stream, 1, &self.node)?;
+                if !self.frame_buffered() {
+                    // Nothing whole came in that moment: frames are taken
+                    // as they come again, so that the wait for the rest
+                    // is not held up.
+                    self.gather(1);
+                }
+            } else {
+                self.input.read_once(&self.stream, 1, &self.node)?;
+            }
+        }
+        if !self.frame_buffered() {
+            self.flush(waiter, deadline)?;
+        }
         // Nothing is consumed until a whole frame is in: waiting for its
         // first byte leaves the channel idle.
         self.input

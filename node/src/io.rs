@@ -33,6 +33,26 @@ fn wait_for(
     }
 }
 
+/// Sets `SO_RCVLOWAT`: the socket counts as readable once `bytes` have
+/// arrived (or at the end of the stream).
+pub(crate) fn set_low_water(stream: &impl AsRawFd, bytes: usize) -> std::io::Result<()> {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a valid socket, and an int option of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
 /// Opens a TCP connection without blocking anywhere but in `waiter`.
 pub(crate) fn connect(
     addr: SocketAddr,

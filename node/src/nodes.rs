@@ -415,8 +415,10 @@ impl Nodes {
             |c, local, w| {
                 let mut ids = Vec::with_capacity(arg_lists.len());
                 // The requests go out in a few large writes, not one
-                // system call each.
+                // system call each; the replies read meanwhile are read
+                // a few at a time.
                 c.cork();
+                c.gather_replies(true);
                 let sent = (|| {
                     for args in arg_lists {
                         while others + c.calls_in_flight() >= max_in_flight.max(1)
@@ -432,6 +434,7 @@ impl Nodes {
                 // (the calls before it are given up on below, by frames
                 // that must follow theirs).
                 let sent = sent.and(c.uncork(w, deadline));
+                c.gather_replies(false);
                 if let Err(e) = sent {
                     for id in &ids {
                         c.abandon_call(id);
@@ -458,6 +461,16 @@ impl Nodes {
         deadline: Instant,
     ) -> Vec<Result<Outcome>> {
         let mut outcomes = Vec::with_capacity(ids.len());
+        let gather = |nodes: &mut Nodes, on: bool| {
+            if let Some(entry) = nodes
+                .entries
+                .get_mut(&node.to_string())
+                .filter(|e| e.generation == generation)
+            {
+                entry.connection.gather_replies(on);
+            }
+        };
+        gather(self, true);
         for (i, id) in ids.iter().enumerate() {
             let outcome = self.finish_call(node, id, generation, waiter, deadline);
             let failed = !matches!(outcome, Ok(Outcome::Return(_)));
@@ -469,6 +482,7 @@ impl Nodes {
                 break;
             }
         }
+        gather(self, false);
         outcomes
     }
 

@@ -1015,3 +1015,37 @@ fn calls_given_up_on_die_with_a_session_that_ends_at_once() {
     assert!(stderr.contains("statement timeout"), "{stderr}");
     wait_for_sleepers(cluster, &node, 0);
 }
+
+/// Reads of many replies let them gather (as many bytes as the calls in
+/// flight surely still send): with 500 calls asleep on the connection, a
+/// batch of three quick calls still gets its few replies at once, not
+/// when the sleepers end (a minute later: the statement would time out).
+/// The call in between reads the sleepers' spawn replies, so that no
+/// bytes but the quick calls' own are on their way.
+#[test]
+fn a_few_replies_are_not_held_up_by_calls_that_sleep() {
+    let cluster = cluster();
+    let node = target(false);
+    let out = cluster.psql(
+        "regress",
+        &format!(
+            "SELECT erlang_connect('{0}', '{1}');\n\
+             SELECT 'sent=' || count(erlang_call_async('{0}', 'timer', 'sleep', '[60000]'))\n\
+             FROM generate_series(1, 500);\n\
+             SELECT erlang_call('{0}', 'erlang', 'node') IS NOT NULL AS spawned;\n\
+             SET statement_timeout = '5s';\n\
+             SELECT 'quick=' || string_agg(r::text, ',')\n\
+             FROM erlang_call_many('{0}', 'erlang', 'abs', '[[-1], [-2], [-3]]', 600000) AS r;\n\
+             SELECT 'single=' || erlang_call('{0}', 'erlang', 'abs', '[-4]', 600000);\n",
+            node.name, node.cookie
+        ),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("sent=500"), "{stdout}{stderr}");
+    assert!(stdout.contains("quick=1,2,3"), "{stdout}{stderr}");
+    // And a call after them reads as before.
+    assert!(stdout.contains("single=4"), "{stdout}{stderr}");
+    // The sleepers end with the session (they are linked to it).
+    wait_for_sleepers(cluster, &node, 0);
+}
