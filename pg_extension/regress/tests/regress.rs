@@ -1036,7 +1036,7 @@ fn a_few_replies_are_not_held_up_by_calls_that_sleep() {
              SET statement_timeout = '5s';\n\
              SELECT 'quick=' || string_agg(r::text, ',')\n\
              FROM erlang_call_many('{0}', 'erlang', 'abs', '[[-1], [-2], [-3]]', 600000) AS r;\n\
-             SELECT 'single=' || erlang_call('{0}', 'erlang', 'abs', '[-4]', 600000);\n",
+             SELECT 'single=' || erlang_call('{0}', 'erlang', 'abs', '[-4]', 600000)::text;\n",
             node.name, node.cookie
         ),
     );
