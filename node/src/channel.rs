@@ -130,7 +130,9 @@ impl Channel {
                 other => other.to_string(),
             },
         };
-        let mut frame = vec![0, 0, 0, 0, PASS_THROUGH];
+        // Room for a request's usual size, so that encoding seldom grows it.
+        let mut frame = Vec::with_capacity(256);
+        frame.extend_from_slice(&[0, 0, 0, 0, PASS_THROUGH]);
         etf::encode_into(&control.to_term(), &mut frame).map_err(encode_error)?;
         if let Some(payload) = payload {
             etf::encode_into(payload, &mut frame).map_err(encode_error)?;
@@ -182,8 +184,12 @@ impl Channel {
         if self.output.is_empty() {
             return Ok(());
         }
-        let output = std::mem::take(&mut self.output);
-        self.write_frame(&output, waiter, deadline)
+        // The buffer is kept (emptied) for the next frames, not grown anew.
+        let mut output = std::mem::take(&mut self.output);
+        let written = self.write_frame(&output, waiter, deadline);
+        output.clear();
+        self.output = output;
+        written
     }
 
     /// Sends a tick (an empty frame), which keeps the peer from dropping an

@@ -652,7 +652,12 @@ impl Nodes {
                 }
             };
             let entry = self.entries.get_mut(&busy).expect("found above");
-            match entry.connection.wait_for_any(waiter, deadline) {
+            // Room for one is waited for with the replies let gather: the
+            // calls after it find room too, without a read each.
+            entry.connection.gather_replies(true);
+            let waited = entry.connection.wait_for_any(waiter, deadline);
+            entry.connection.gather_replies(false);
+            match waited {
                 Ok(()) => {}
                 Err(e @ (Error::Timeout { .. } | Error::Interrupted { .. }))
                     if !entry.connection.is_broken() =>
