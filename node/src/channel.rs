@@ -133,7 +133,7 @@ impl Channel {
         // Room for a request's usual size, so that encoding seldom grows it.
         let mut frame = Vec::with_capacity(256);
         frame.extend_from_slice(&[0, 0, 0, 0, PASS_THROUGH]);
-        etf::encode_into(&control.to_term(), &mut frame).map_err(encode_error)?;
+        control.encode_into(&mut frame).map_err(encode_error)?;
         if let Some(payload) = payload {
             etf::encode_into(payload, &mut frame).map_err(encode_error)?;
         }

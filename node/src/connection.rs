@@ -495,8 +495,8 @@ impl Connection {
         let result_tag = Term::Reference(Box::new(request_id.clone()));
         let args = vec![
             result_tag.clone(),
-            Term::atom(module.to_owned()),
-            Term::atom(function.to_owned()),
+            Term::atom(module),
+            Term::atom(function),
             Term::List(args),
         ];
         let options = vec![Term::atom(if linked { "link" } else { "monitor" })];
@@ -780,11 +780,7 @@ impl Connection {
         waiter: &mut dyn Wait,
         deadline: Instant,
     ) -> Result<()> {
-        let args = vec![
-            Term::atom(module.to_owned()),
-            Term::atom(function.to_owned()),
-            Term::List(args),
-        ];
+        let args = vec![Term::atom(module), Term::atom(function), Term::List(args)];
         self.group_leader(local, waiter, deadline)?;
         // The spawn reply comes later and is dropped as a stray.
         let request_id = local.make_ref(&self.local_name);

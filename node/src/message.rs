@@ -153,40 +153,72 @@ pub enum Control {
 impl Control {
     /// The control message as the tuple the protocol sends.
     pub fn to_term(&self) -> Term<'static> {
-        let tuple = |op: i64, items: &[&Term<'static>]| {
-            let mut all = vec![Term::Int(op)];
-            all.extend(items.iter().map(|t| (*t).clone()));
-            Term::Tuple(all)
-        };
+        self.with_parts(|op, items| match op {
+            Some(op) => {
+                let mut all = vec![Term::Int(op)];
+                all.extend(items.iter().map(|t| (*t).clone()));
+                Term::Tuple(all)
+            }
+            None => items[0].clone(),
+        })
+    }
+
+    /// Appends the control message as [`Control::to_term`] gives it, with
+    /// the version byte, encoding its parts where they are (no pid or
+    /// reference is copied to be sent).
+    pub fn encode_into(&self, out: &mut Vec<u8>) -> erlang_cnode_codec::Result<()> {
+        use erlang_cnode_codec::etf::{encode_body_into, tag};
+        self.with_parts(|op, items| {
+            out.push(tag::VERSION);
+            if let Some(op) = op {
+                // Every operation code and size fits a small tuple and a
+                // small integer.
+                out.extend_from_slice(&[
+                    tag::SMALL_TUPLE_EXT,
+                    items.len() as u8 + 1,
+                    tag::SMALL_INTEGER_EXT,
+                    op as u8,
+                ]);
+            }
+            items
+                .iter()
+                .try_for_each(|item| encode_body_into(item, out))
+        })
+    }
+
+    /// Calls `f` with the operation code and the items after it, as the
+    /// protocol lays them out (`None` and the term itself for
+    /// [`Control::Other`]).
+    fn with_parts<R>(&self, f: impl FnOnce(Option<i64>, &[&Term<'static>]) -> R) -> R {
         let unused = Term::atom("");
         match self {
-            Control::Send { to } => tuple(op::SEND, &[&unused, to]),
-            Control::RegSend { from, to } => tuple(op::REG_SEND, &[from, &unused, to]),
-            Control::SendSender { from, to } => tuple(op::SEND_SENDER, &[from, to]),
-            Control::Exit { from, to, reason } => tuple(op::EXIT, &[from, to, reason]),
-            Control::PayloadExit { from, to } => tuple(op::PAYLOAD_EXIT, &[from, to]),
+            Control::Send { to } => f(Some(op::SEND), &[&unused, to]),
+            Control::RegSend { from, to } => f(Some(op::REG_SEND), &[from, &unused, to]),
+            Control::SendSender { from, to } => f(Some(op::SEND_SENDER), &[from, to]),
+            Control::Exit { from, to, reason } => f(Some(op::EXIT), &[from, to, reason]),
+            Control::PayloadExit { from, to } => f(Some(op::PAYLOAD_EXIT), &[from, to]),
             Control::MonitorP {
                 from,
                 to,
                 reference,
-            } => tuple(op::MONITOR_P, &[from, to, reference]),
+            } => f(Some(op::MONITOR_P), &[from, to, reference]),
             Control::DemonitorP {
                 from,
                 to,
                 reference,
-            } => tuple(op::DEMONITOR_P, &[from, to, reference]),
+            } => f(Some(op::DEMONITOR_P), &[from, to, reference]),
             Control::MonitorPExit {
                 from,
                 to,
                 reference,
                 reason,
-            } => tuple(op::MONITOR_P_EXIT, &[from, to, reference, reason]),
+            } => f(Some(op::MONITOR_P_EXIT), &[from, to, reference, reason]),
             Control::PayloadMonitorPExit {
                 from,
                 to,
                 reference,
-            } => tuple(op::PAYLOAD_MONITOR_P_EXIT, &[from, to, reference]),
-            Control::PayloadExit2 { from, to } => tuple(op::PAYLOAD_EXIT2, &[from, to]),
+            } => f(Some(op::PAYLOAD_MONITOR_P_EXIT), &[from, to, reference]),
+            Control::PayloadExit2 { from, to } => f(Some(op::PAYLOAD_EXIT2), &[from, to]),
             Control::SpawnRequest {
                 request_id,
                 from,
@@ -202,8 +234,8 @@ impl Control {
                     Term::Int(*arity as i64),
                 ]);
                 let options = Term::List(options.clone());
-                tuple(
-                    op::SPAWN_REQUEST,
+                f(
+                    Some(op::SPAWN_REQUEST),
                     &[request_id, from, group_leader, &mfa, &options],
                 )
             }
@@ -212,8 +244,8 @@ impl Control {
                 to,
                 flags,
                 result,
-            } => tuple(op::SPAWN_REPLY, &[request_id, to, flags, result]),
-            Control::Other(term) => term.clone(),
+            } => f(Some(op::SPAWN_REPLY), &[request_id, to, flags, result]),
+            Control::Other(term) => f(None, &[term]),
         }
     }
 
@@ -400,6 +432,13 @@ mod tests {
             Control::Other(Term::Tuple(vec![Term::Int(99)])),
         ] {
             assert_eq!(Control::from_term(control.to_term()), control);
+            // Encoded in place, it is the same bytes as its term.
+            let mut bytes = Vec::new();
+            control.encode_into(&mut bytes).unwrap();
+            assert_eq!(
+                bytes,
+                erlang_cnode_codec::etf::encode(&control.to_term()).unwrap()
+            );
         }
     }
 
@@ -428,6 +467,12 @@ mod tests {
                 ]),
                 Term::List(vec![Term::atom("monitor")]),
             ])
+        );
+        let mut bytes = Vec::new();
+        request.encode_into(&mut bytes).unwrap();
+        assert_eq!(
+            bytes,
+            erlang_cnode_codec::etf::encode(&request.to_term()).unwrap()
         );
     }
 
