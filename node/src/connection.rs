@@ -355,16 +355,17 @@ impl Connection {
         waiter: &mut dyn Wait,
         deadline: Instant,
     ) -> Result<Option<Received>> {
-        if self.gathering {
-            // A power of two, so that the socket is told again only now
-            // and then as the calls end.
-            let surely = (self.calls.in_flight() * LEAST_PER_CALL).min(GATHER_AT_MOST);
-            let bytes = match surely {
-                0 => 1,
-                n => 1 << n.ilog2(),
-            };
-            self.channel.gather(bytes);
-        }
+        // A power of two, so that the socket is told again only now and
+        // then as the calls end; 1 (each frame as it comes) when not
+        // gathering, whatever was left set before.
+        let surely = match self.gathering {
+            true => (self.calls.in_flight() * LEAST_PER_CALL).min(GATHER_AT_MOST),
+            false => 0,
+        };
+        self.channel.gather(match surely {
+            0 => 1,
+            n => 1 << n.ilog2(),
+        });
         let Some(received) = self.channel.next(waiter, deadline)? else {
             // A tick, answered.
             self.channel.tick(waiter, deadline)?;
