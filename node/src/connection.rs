@@ -302,6 +302,14 @@ impl Connection {
         self.channel.fd()
     }
 
+    /// The socket, for a wait on several connections at once: readable as
+    /// soon as anything arrives (whatever [`Connection::gather_replies`]
+    /// left set, say by an operation cut short).
+    pub(crate) fn fd_to_wait_on(&mut self) -> std::os::fd::RawFd {
+        self.gather_replies(false);
+        self.channel.fd()
+    }
+
     /// Sends a control message and what follows it.
     pub fn send(
         &mut self,
@@ -336,7 +344,7 @@ impl Connection {
     }
 
     /// While `on`, reads let the replies of the calls under way gather
-    /// (as many bytes as they surely still send, up to 8 KB, for a moment
+    /// (as many bytes as they surely still send, up to 32 KB, for a moment
     /// at most) instead of taking each frame as it comes: for a caller
     /// reading many replies, fewer system calls and wake-ups on both
     /// sides. Off, the socket is as before.

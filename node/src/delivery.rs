@@ -89,7 +89,8 @@ pub enum Fate {
     Delivered,
     /// Tried and failed, with why; to be tried again later.
     Failed(String),
-    /// Not tried: an earlier cast to its function failed.
+    /// Not tried: an earlier cast to its function failed, or an earlier
+    /// acknowledged message to its destination could not be addressed.
     Held,
 }
 
@@ -305,13 +306,18 @@ impl Courier {
             }
         }
         let deadline = Instant::now() + timeouts.delivery;
+        // A name is looked up within the connect timeout: a node that is
+        // connected but does not answer holds up the other nodes'
+        // deliveries no longer than one that cannot be reached.
+        let lookup_by = deadline.min(Instant::now() + timeouts.connect);
         match parcel {
             Parcel::Acked {
                 to,
                 destination,
                 message,
             } => {
-                let Some(to) = self.address_or_hold(target, id, to, &destination, waiter, deadline)
+                let Some(to) =
+                    self.address_or_hold(target, id, to, &destination, waiter, lookup_by)
                 else {
                     return true;
                 };
@@ -343,14 +349,15 @@ impl Courier {
                     Err(e) => self.unreachable(reach, id, e.to_string()),
                 }
             }
-            Parcel::Bare {
-                to,
-                destination,
-                message,
-            } => {
-                let Some(to) = self.address_or_hold(target, id, to, &destination, waiter, deadline)
-                else {
-                    return true;
+            Parcel::Bare { to, message, .. } => {
+                // Recorded as delivered already (at most once): sent to a
+                // local name as it is, never held back.
+                let to = match self.address(target, to, false, waiter, lookup_by) {
+                    Ok(to) => to,
+                    Err(why) => {
+                        self.settled.push((id, Fate::Failed(why)));
+                        return true;
+                    }
                 };
                 let sent = self.nodes.send(target, &to, &message, waiter, deadline);
                 match sent {
@@ -382,10 +389,11 @@ impl Courier {
         true
     }
 
-    /// [`Courier::address`] for parcel `id`, going to `destination`: none
-    /// if it was settled instead, failed (the name is not registered) or
-    /// held back (an earlier parcel for the destination failed so since
-    /// the last collect: it must not be overtaken).
+    /// [`Courier::address`] for acknowledged parcel `id`, going to
+    /// `destination`, with its local name looked up: none if it was
+    /// settled instead, failed (the name is not registered) or held back
+    /// (an earlier parcel for the destination failed so since the last
+    /// collect: it must not be overtaken). Looking up `deadline` at most.
     fn address_or_hold(
         &mut self,
         target: &Target<'_>,
@@ -400,7 +408,7 @@ impl Courier {
             self.settled.push((id, Fate::Held));
             return None;
         }
-        match self.address(target, to, waiter, deadline) {
+        match self.address(target, to, true, waiter, deadline) {
             Ok(to) => Some(to),
             Err(why) => {
                 self.blocked.insert(key);
@@ -411,19 +419,22 @@ impl Courier {
     }
 
     /// The address a message for `to` is sent to: a pid as it is, a name
-    /// looked up on the node now (each name once until the next collect).
-    /// A locally registered name is looked up too, not sent to as it is: a
-    /// message to a name nobody holds yet (a node still starting) is
-    /// dropped without a word, and those after it, sent once it is held,
-    /// would overtake it.
+    /// in a registry looked up on the node now (each name once until the
+    /// next collect). With `local`, a locally registered name is looked up
+    /// too, not sent to as it is: a message to a name nobody holds yet (a
+    /// node still starting) is dropped without a word, and those after it,
+    /// sent once it is held, would overtake it. (A name held by a port is
+    /// sent to as it is.)
     fn address(
         &mut self,
         target: &Target<'_>,
         to: Recipient,
+        local: bool,
         waiter: &mut dyn Wait,
         deadline: Instant,
     ) -> Result<Term<'static>, String> {
         let (module, function, name) = match to {
+            Recipient::Name(name) if !local => return Ok(Term::atom(name)),
             Recipient::Name(name) => ("erlang".to_owned(), "whereis", Term::atom(name)),
             Recipient::Pid(pid) => return Ok(pid),
             Recipient::Registered { module, name } => (module, "whereis_name", name),
@@ -436,6 +447,7 @@ impl Courier {
         if let Some(pid) = self.resolved.get(&key) {
             return Ok(pid.clone());
         }
+        let named = name.clone();
         let found = self
             .nodes
             .call(target, &module, function, vec![name], waiter, deadline);
@@ -444,6 +456,7 @@ impl Courier {
                 self.resolved.insert(key, pid.clone());
                 Ok(pid)
             }
+            Ok(Outcome::Return(Term::Port(_))) if function == "whereis" => Ok(named),
             Ok(Outcome::Return(_)) if function == "whereis" => Err(format!(
                 "no process is registered as {} on node {}",
                 key.2, target.node

@@ -10,8 +10,8 @@ mod op {
     pub const SEND: i64 = 2;
     pub const EXIT: i64 = 3;
     pub const REG_SEND: i64 = 6;
-    pub const EXIT_TT: i64 = 8;
     pub const SEND_TT: i64 = 12;
+    pub const EXIT_TT: i64 = 13;
     pub const REG_SEND_TT: i64 = 16;
     pub const MONITOR_P: i64 = 19;
     pub const DEMONITOR_P: i64 = 20;
@@ -285,7 +285,7 @@ impl Control {
             op::EXIT => Control::Exit {
                 from: item(),
                 to: item(),
-                // EXIT_TT: {8, FromPid, ToPid, TraceToken, Reason}.
+                // EXIT_TT: {13, FromPid, ToPid, TraceToken, Reason}.
                 reason: match op {
                     op::EXIT_TT => {
                         let _token = item();
@@ -490,7 +490,7 @@ mod tests {
         ]);
         assert!(Control::from_term(reg_tt).is_send());
         let exit_tt = Term::Tuple(vec![
-            Term::Int(8),
+            Term::Int(13),
             pid(2),
             pid(1),
             Term::atom("token"),

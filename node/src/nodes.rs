@@ -549,7 +549,10 @@ impl Nodes {
                 None => {
                     let fds: Vec<_> = waiting
                         .iter()
-                        .map(|k| self.entries[k].connection.fd())
+                        .map(|k| {
+                            let entry = self.entries.get_mut(k).expect("listed above");
+                            entry.connection.fd_to_wait_on()
+                        })
                         .collect();
                     match waiter.wait_any(&fds, deadline) {
                         Ok(Some(ready)) => ready.min(waiting.len() - 1),
@@ -793,7 +796,10 @@ impl Nodes {
         if ready.is_empty() && !live.is_empty() {
             let fds: Vec<_> = live
                 .iter()
-                .map(|n| self.entries[&n.to_string()].connection.fd())
+                .map(|n| {
+                    let entry = self.entries.get_mut(&n.to_string()).expect("live");
+                    entry.connection.fd_to_wait_on()
+                })
                 .collect();
             match waiter.wait_any(&fds, until) {
                 Ok(Some(_)) => ready = (0..live.len()).collect(),

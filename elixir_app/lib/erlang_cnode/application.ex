@@ -6,11 +6,7 @@ defmodule ErlangCnode.Application do
   def start(_type, _args) do
     :ok = ErlangCnode.Registry.create_table()
 
-    children =
-      [
-        {Task.Supervisor, name: ErlangCnode.TaskSupervisor},
-        ErlangCnode.Registry
-      ] ++ ErlangCnode.Dispatcher.child_specs()
+    children = [ErlangCnode.Registry] ++ ErlangCnode.Dispatcher.child_specs()
 
     Supervisor.start_link(children, strategy: :one_for_one, name: ErlangCnode.Supervisor)
   end

@@ -5,18 +5,21 @@ defmodule ErlangCnode.Dispatcher do
   arguments as JSON text; Elixir code can call `call/4` with a map.
 
   The arguments are checked and converted against the function's signature
-  in the caller, before anything runs. The function then runs in a task
-  under `ErlangCnode.TaskSupervisor`, started by a dispatcher process; the
-  task checks the result against the declared return type and answers the
-  caller itself. The dispatcher only keeps time: it kills a task that
-  outlives its timeout, or whose caller is gone (a cancelled query).
-  Nothing a service does — crash, hang, trap exits, return nonsense — takes
-  a dispatcher down.
+  in the caller, before anything runs. The caller then starts the function
+  in a task of its own (a process it monitors, not linked), which checks
+  the result against the declared return type and answers the caller
+  directly; the caller waits for the answer until the timeout, and kills
+  the task past it. Nothing stands between the caller and its task: no
+  process is asked anything on the way.
 
-  There is one dispatcher per scheduler (`partitions/0`), each caller
-  served by the one its pid hashes to, so concurrent calls from many
-  PostgreSQL backends do not queue behind one process. The first is
-  registered as `ErlangCnode.Dispatcher`.
+  A dispatcher process watches the tasks, off that path (the caller tells
+  it without waiting): it kills a task whose caller is gone (a cancelled
+  query kills the caller on the node) even if the task traps exits.
+  Nothing a service does — crash, hang, trap exits, return nonsense — takes
+  a dispatcher or a caller down. There is one dispatcher per scheduler
+  (`partitions/0`), each caller's task watched by the one its pid hashes
+  to; the first is registered as `ErlangCnode.Dispatcher`. `running/0`
+  counts the tasks under way.
 
   The answer is `{:ok, result}`, with the result in the plain JSON its type
   promises (see `ErlangCnode.Types.encode/2`), or `{:error, kind, message}`
@@ -41,10 +44,6 @@ defmodule ErlangCnode.Dispatcher do
           | :invalid_result
           | :crashed
           | :timeout
-
-  # How much longer than a call's own timeout its caller waits for the
-  # dispatcher's answer (which, on an overrun, is :timeout).
-  @grace 1_000
 
   @doc false
   def start_link(opts) do
@@ -89,12 +88,11 @@ defmodule ErlangCnode.Dispatcher do
   @spec call(String.t(), String.t(), map, pos_integer) ::
           {:ok, term} | {:error, kind, String.t()}
   def call(service, function, args, timeout)
-      when is_integer(timeout) and timeout > 0 and timeout <= 0xFFFFFFFF - @grace do
+      when is_integer(timeout) and timeout > 0 and timeout <= 0xFFFFFFFF do
     with {:ok, module} <- find_service(service),
          {:ok, signature} <- find_function(module, service, function),
          {:ok, argv} <- check_args(signature, args) do
-      dispatcher = partition(:erlang.phash2(self(), partitions()))
-      GenServer.call(dispatcher, {:run, module, signature, argv, timeout}, timeout + @grace)
+      run_watched(module, signature, argv, timeout)
     end
   end
 
@@ -135,86 +133,116 @@ defmodule ErlangCnode.Dispatcher do
   defp check_args(_signature, _args),
     do: {:error, :invalid_arguments, "args: expected an object of named arguments"}
 
-  # The task: run, check the result, answer the caller directly (a reply
-  # after the caller gave up is dropped by its alias).
-  defp run(from, module, signature, argv) do
-    answer =
-      try do
-        result = apply(module, signature.name, argv)
+  # Runs the function in a task of the caller's and waits for its answer
+  # until `timeout`; the task's dispatcher is told to watch it (without
+  # waiting for it). The answer comes to an alias, so that one sent after
+  # the caller gave up is dropped, not left in the caller's mailbox.
+  defp run_watched(module, signature, argv, timeout) do
+    reply_to = :erlang.alias()
 
-        case Types.check(signature.returns, result, "result") do
-          {:ok, _} -> {:ok, Types.encode(signature.returns, result)}
-          {:error, message} -> {:error, :invalid_result, message}
+    {pid, task} =
+      spawn_monitor(fn -> send(reply_to, {reply_to, answer(module, signature, argv)}) end)
+
+    GenServer.cast(partition(:erlang.phash2(self(), partitions())), {:watch, pid, self()})
+
+    receive do
+      {^reply_to, answer} ->
+        :erlang.unalias(reply_to)
+        Process.demonitor(task, [:flush])
+        answer
+
+      # Died without answering: killed by someone else (an answer is sent
+      # before the task ends, so it would have come first).
+      {:DOWN, ^task, :process, _, reason} ->
+        :erlang.unalias(reply_to)
+        {:error, :crashed, Exception.format_exit(reason)}
+    after
+      timeout ->
+        :erlang.unalias(reply_to)
+        # :kill, not a shutdown a task trapping exits could sit out.
+        Process.exit(pid, :kill)
+        Process.demonitor(task, [:flush])
+
+        receive do
+          {^reply_to, _late} -> :ok
+        after
+          0 -> :ok
         end
-      catch
-        kind, reason -> {:error, :crashed, Exception.format(kind, reason, __STACKTRACE__)}
-      end
 
-    GenServer.reply(from, answer)
+        {:error, :timeout, "#{signature.name} did not finish in time and was stopped"}
+    end
+  end
+
+  # The task's work: run, check the result; a crash is an answer too.
+  defp answer(module, signature, argv) do
+    result = apply(module, signature.name, argv)
+
+    case Types.check(signature.returns, result, "result") do
+      {:ok, _} -> {:ok, Types.encode(signature.returns, result)}
+      {:error, message} -> {:error, :invalid_result, message}
+    end
+  catch
+    kind, reason -> {:error, :crashed, Exception.format(kind, reason, __STACKTRACE__)}
+  end
+
+  @doc "How many service calls' tasks are under way on this node."
+  @spec running() :: non_neg_integer
+  def running do
+    for i <- 0..(partitions() - 1), reduce: 0 do
+      sum -> sum + GenServer.call(partition(i), :running)
+    end
   end
 
   @impl true
   def init(_opts), do: {:ok, %{}}
 
   @impl true
-  def handle_call({:run, module, signature, argv, timeout}, {caller, _} = from, running) do
-    {:ok, pid} =
-      Task.Supervisor.start_child(
-        ErlangCnode.TaskSupervisor,
-        fn -> run(from, module, signature, argv) end,
-        restart: :temporary
-      )
+  def handle_call(:running, _from, watched),
+    do: {:reply, Enum.count(watched, fn {_, entry} -> is_map(entry) end), watched}
 
-    task = Process.monitor(pid)
-    caller_monitor = Process.monitor(caller)
-    timer = Process.send_after(self(), {:overran, task}, timeout)
-
-    entry = %{pid: pid, from: from, timer: timer, caller: caller_monitor, name: signature.name}
-    {:noreply, running |> Map.put(task, entry) |> Map.put(caller_monitor, {:caller_of, task})}
-  end
-
-  def handle_call(_unknown, _from, running), do: {:reply, {:error, :unknown_request}, running}
+  def handle_call(_unknown, _from, watched), do: {:reply, {:error, :unknown_request}, watched}
 
   @impl true
-  # The task ended: it answered, or it died without answering.
-  def handle_info({:DOWN, ref, :process, _pid, reason}, running) when is_map_key(running, ref) do
-    case Map.pop(running, ref) do
-      {{:caller_of, task}, running} ->
+  # A task to watch, and its caller. Either may be gone already: a monitor
+  # of a process that is gone fires at once.
+  def handle_cast({:watch, pid, caller}, watched) when is_pid(pid) and is_pid(caller) do
+    task = Process.monitor(pid)
+    caller_monitor = Process.monitor(caller)
+
+    {:noreply,
+     watched
+     |> Map.put(task, %{pid: pid, caller: caller_monitor})
+     |> Map.put(caller_monitor, {:caller_of, task})}
+  end
+
+  def handle_cast(_unknown, watched), do: {:noreply, watched}
+
+  @impl true
+  def handle_info({:DOWN, ref, :process, _pid, _reason}, watched) when is_map_key(watched, ref) do
+    case Map.pop(watched, ref) do
+      {{:caller_of, task}, watched} ->
         # The caller is gone (a cancelled query): stop its task.
-        {:noreply, stop_task(running, task)}
+        {:noreply, stop_task(watched, task)}
 
-      {entry, running} ->
-        Process.cancel_timer(entry.timer)
+      # The task ended: nothing more to watch.
+      {entry, watched} ->
         Process.demonitor(entry.caller, [:flush])
-
-        if reason != :normal do
-          GenServer.reply(entry.from, {:error, :crashed, Exception.format_exit(reason)})
-        end
-
-        {:noreply, Map.delete(running, entry.caller)}
+        {:noreply, Map.delete(watched, entry.caller)}
     end
   end
 
-  def handle_info({:overran, task}, running) when is_map_key(running, task) do
-    %{from: from, name: name} = running[task]
-    GenServer.reply(from, {:error, :timeout, "#{name} did not finish in time and was stopped"})
-    {:noreply, stop_task(running, task)}
-  end
+  def handle_info(_stale, watched), do: {:noreply, watched}
 
-  def handle_info(_stale, running), do: {:noreply, running}
+  defp stop_task(watched, task) do
+    case Map.pop(watched, task) do
+      {nil, watched} ->
+        watched
 
-  defp stop_task(running, task) do
-    case Map.pop(running, task) do
-      {nil, running} ->
-        running
-
-      {entry, running} ->
+      {entry, watched} ->
         # :kill, not a shutdown a task trapping exits could sit out.
         Process.exit(entry.pid, :kill)
         Process.demonitor(task, [:flush])
-        Process.demonitor(entry.caller, [:flush])
-        Process.cancel_timer(entry.timer)
-        Map.delete(running, entry.caller)
+        Map.delete(watched, entry.caller)
     end
   end
 end

@@ -1,10 +1,9 @@
 defmodule ErlangCnode.ApplicationTest do
   use ExUnit.Case
 
-  test "the application supervises the task supervisor, registry and dispatcher" do
+  test "the application supervises the registry and the dispatchers" do
     children = Supervisor.which_children(ErlangCnode.Supervisor)
     ids = Enum.map(children, &elem(&1, 0))
-    assert ErlangCnode.TaskSupervisor in ids
     assert ErlangCnode.Registry in ids
     assert ErlangCnode.Dispatcher in ids
 

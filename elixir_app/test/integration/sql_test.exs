@@ -212,12 +212,12 @@ defmodule ErlangCnode.Integration.SqlTest do
       state == "1"
     end)
 
-    tasks = length(Task.Supervisor.children(ErlangCnode.TaskSupervisor))
+    tasks = ErlangCnode.Dispatcher.running()
     assert tasks >= 1
     assert [["t"]] = query!(other, "SELECT pg_cancel_backend(#{pid})")
     assert {:error, %{code: "57014"}} = Task.await(call, 30_000)
     # The service's task goes with the cancelled call.
-    wait_until(fn -> length(Task.Supervisor.children(ErlangCnode.TaskSupervisor)) == tasks - 1 end)
+    wait_until(fn -> ErlangCnode.Dispatcher.running() == tasks - 1 end)
 
     assert [["3"]] =
              query!(

@@ -764,3 +764,43 @@ fn messages_wait_in_order_for_a_name_nobody_holds_yet() {
         ["1", "2", "3", "4", "5"]
     );
 }
+
+/// A bare message to a name nobody holds is not held back or retried (it
+/// counts as delivered before it goes): it is lost, and the ones after it
+/// go out as usual once the name is held.
+#[test]
+fn bare_messages_to_a_name_nobody_holds_are_not_held_back() {
+    let cluster = preloaded();
+    let node = receiver();
+    server(&cluster, "bare_later", &node);
+    sql(
+        &cluster,
+        "postgres",
+        "SELECT erlang_send_on_commit('bare_later', 'not_yet_bare', '{\"n\": 1}', ack => false);",
+    );
+    settle(&cluster, "bare_later");
+    sql(
+        &cluster,
+        "postgres",
+        "SELECT erlang_call('bare_later', 'regress_server', 'receiver', \
+         '[{\"$binary\": \"bm90X3lldF9iYXJl\"}, true]');",
+    );
+    sql(
+        &cluster,
+        "postgres",
+        "SELECT erlang_send_on_commit('bare_later', 'not_yet_bare', '{\"n\": 2}', ack => false);",
+    );
+    settle(&cluster, "bare_later");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while received_numbers(&cluster, "bare_later", "not_yet_bare").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the second bare message never came"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        received_numbers(&cluster, "bare_later", "not_yet_bare"),
+        ["bare:2"]
+    );
+}
