@@ -134,16 +134,21 @@ defmodule ErlangCnode.Dispatcher do
     do: {:error, :invalid_arguments, "args: expected an object of named arguments"}
 
   # Runs the function in a task of the caller's and waits for its answer
-  # until `timeout`; the task's dispatcher is told to watch it (without
-  # waiting for it). The answer comes to an alias, so that one sent after
-  # the caller gave up is dropped, not left in the caller's mailbox.
+  # until `timeout`. The task first asks its dispatcher to watch it (a
+  # cast: nobody waits), so that it is watched even if the caller is killed
+  # the moment after starting it. The answer comes to an alias, so that
+  # one sent after the caller gave up is dropped, not left in the caller's
+  # mailbox.
   defp run_watched(module, signature, argv, timeout) do
+    caller = self()
+    dispatcher = partition(:erlang.phash2(caller, partitions()))
     reply_to = :erlang.alias()
 
     {pid, task} =
-      spawn_monitor(fn -> send(reply_to, {reply_to, answer(module, signature, argv)}) end)
-
-    GenServer.cast(partition(:erlang.phash2(self(), partitions())), {:watch, pid, self()})
+      spawn_monitor(fn ->
+        GenServer.cast(dispatcher, {:watch, self(), caller})
+        send(reply_to, {reply_to, answer(module, signature, argv)})
+      end)
 
     receive do
       {^reply_to, answer} ->
