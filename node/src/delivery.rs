@@ -183,6 +183,9 @@ pub struct Courier {
     /// up since the last collect: the parcels after the first for one are
     /// held back, not tried, so that none overtakes it.
     blocked: BTreeSet<(String, String)>,
+    /// Nodes that did not answer a name look-up in time since the last
+    /// collect, with why.
+    unresponsive: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Courier {
@@ -207,6 +210,7 @@ impl Courier {
             progress: BTreeMap::new(),
             resolved: BTreeMap::new(),
             blocked: BTreeSet::new(),
+            unresponsive: BTreeMap::new(),
         }
     }
 
@@ -423,8 +427,9 @@ impl Courier {
     /// next collect). With `local`, a locally registered name is looked up
     /// too, not sent to as it is: a message to a name nobody holds yet (a
     /// node still starting) is dropped without a word, and those after it,
-    /// sent once it is held, would overtake it. (A name held by a port is
-    /// sent to as it is.)
+    /// sent once it is held, would overtake it. A node that does not answer
+    /// a look-up in time answers no other until the next collect: the
+    /// parcels after it fail at once instead of each waiting.
     fn address(
         &mut self,
         target: &Target<'_>,
@@ -447,7 +452,9 @@ impl Courier {
         if let Some(pid) = self.resolved.get(&key) {
             return Ok(pid.clone());
         }
-        let named = name.clone();
+        if let Some(why) = self.unresponsive.get(&key.0) {
+            return Err(why.clone());
+        }
         let found = self
             .nodes
             .call(target, &module, function, vec![name], waiter, deadline);
@@ -456,7 +463,6 @@ impl Courier {
                 self.resolved.insert(key, pid.clone());
                 Ok(pid)
             }
-            Ok(Outcome::Return(Term::Port(_))) if function == "whereis" => Ok(named),
             Ok(Outcome::Return(_)) if function == "whereis" => Err(format!(
                 "no process is registered as {} on node {}",
                 key.2, target.node
@@ -466,7 +472,12 @@ impl Courier {
                 key.2, target.node
             )),
             Ok(outcome) => Err(describe(&outcome)),
-            Err(e) => Err(e.to_string()),
+            Err(e) => {
+                if matches!(e, crate::Error::Timeout { .. }) {
+                    self.unresponsive.insert(key.0, e.to_string());
+                }
+                Err(e.to_string())
+            }
         }
     }
 
@@ -542,6 +553,7 @@ impl Courier {
         self.unreachable.clear();
         self.resolved.clear();
         self.blocked.clear();
+        self.unresponsive.clear();
         if self.settled.is_empty() && !self.flights.is_empty() {
             let first_deadline = self.flights.values().map(|f| f.deadline).min();
             let until = first_deadline.map_or(until, |d| d.min(until));

@@ -984,8 +984,8 @@ unsafe fn multicall(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
 }
 
 /// How much longer than the service's own timeout the reply may take: the
-/// dispatcher answers `timeout` itself when its task overruns (its caller
-/// waits a second longer than the timeout, this a second more).
+/// caller on the node answers `timeout` itself when its task overruns (and
+/// kills the task); this leaves it time to.
 const SERVICE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// `erlang_service_call(node, service, function, args, timeout_ms)`: a typed

@@ -70,11 +70,22 @@ defmodule ErlangCnode.DispatcherTest do
   end
 
   test "a task that traps exits is still stopped, without holding up other calls" do
+    before = Dispatcher.running()
     call = Task.async(fn -> Dispatcher.call("accounts", "stubborn", %{"ms" => 60_000}, 100) end)
     Process.sleep(150)
-    # The dispatcher answers at once: it did not wait on the stubborn task.
+    # Other calls go on meanwhile: nothing waits on the stubborn task.
     assert {:ok, 3} = Dispatcher.call("demo", "add", %{"a" => 1, "b" => 2}, 1000)
     assert {:error, :timeout, _} = Task.await(call, 2_000)
+    # And it is gone, trapping exits or not.
+    wait_until(fn -> Dispatcher.running() == before end)
+  end
+
+  test "a caller killed while its task traps exits takes the task with it" do
+    before = Dispatcher.running()
+    caller = spawn(fn -> Dispatcher.call("accounts", "stubborn", %{"ms" => 60_000}, 90_000) end)
+    wait_until(fn -> Dispatcher.running() == before + 1 end)
+    Process.exit(caller, :kill)
+    wait_until(fn -> Dispatcher.running() == before end)
   end
 
   test "results that do not fit their type are errors, and the dispatcher lives on" do

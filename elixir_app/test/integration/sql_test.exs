@@ -212,8 +212,9 @@ defmodule ErlangCnode.Integration.SqlTest do
       state == "1"
     end)
 
+    # The call is on the node (its task watched) a moment after it shows.
+    wait_until(fn -> ErlangCnode.Dispatcher.running() >= 1 end)
     tasks = ErlangCnode.Dispatcher.running()
-    assert tasks >= 1
     assert [["t"]] = query!(other, "SELECT pg_cancel_backend(#{pid})")
     assert {:error, %{code: "57014"}} = Task.await(call, 30_000)
     # The service's task goes with the cancelled call.
