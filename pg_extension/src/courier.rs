@@ -171,9 +171,15 @@ impl Deliveries {
             }
         }
         if !bare.is_empty() {
-            BackgroundWorker::transaction(|| mark_delivered(schema, &bare));
+            // Only what this marked goes (a row another transaction held,
+            // say a retry, is skipped: sent now, it could go twice).
+            bare = BackgroundWorker::transaction(|| mark_delivered(schema, &bare));
         }
         let mut sent_any = !failed.is_empty() || !bare.is_empty();
+        // Bare messages held back after all (an acknowledged one of
+        // another role's cookie made their node busy since their reach
+        // above): marked delivered, they go back to pending.
+        let mut unsent_bare: Vec<i64> = Vec::new();
         for (id, kind, route, parcel) in ready {
             let settled = failed.iter().any(|(f, _)| *f == id);
             if settled || (kind == Kind::Bare && !bare.contains(&id)) {
@@ -188,9 +194,16 @@ impl Deliveries {
                 connect: route.connect_timeout,
                 delivery,
             };
-            sent_any |= self
+            let dispatched = self
                 .courier
                 .dispatch(&target, id, parcel, timeouts, &mut waiter());
+            if !dispatched && kind == Kind::Bare {
+                unsent_bare.push(id);
+            }
+            sent_any |= dispatched;
+        }
+        if !unsent_bare.is_empty() {
+            BackgroundWorker::transaction(|| mark_pending_again(schema, &unsent_bare));
         }
         if !failed.is_empty() {
             BackgroundWorker::transaction(|| record(schema, &failed));
@@ -365,15 +378,36 @@ fn parcel(row: &Row) -> Result<Parcel, String> {
     })
 }
 
-fn mark_delivered(schema: &str, ids: &[i64]) {
+/// Marks pending messages delivered: the ids it marked (a row another
+/// transaction holds is skipped).
+fn mark_delivered(schema: &str, ids: &[i64]) -> Vec<i64> {
+    let query = format!(
+        "UPDATE {schema}.erlang_outbox_queue \
+            SET state = 'delivered', delivered_at = pg_catalog.now(), \
+                attempts = attempts + 1, last_error = NULL \
+          WHERE id IN (SELECT id FROM {schema}.erlang_outbox_queue \
+                        WHERE id = ANY($1) AND state = 'pending' \
+                        FOR UPDATE SKIP LOCKED) \
+        RETURNING id"
+    );
+    Spi::connect_mut(|client| {
+        let table = client
+            .update(&query, None, &[DatumWithOid::from(ids.to_vec())])
+            .unwrap_or_else(|e| pgrx::error!("erlang_cnode worker: {e}"));
+        table
+            .filter_map(|row| row.get::<i64>(1).ok().flatten())
+            .collect()
+    })
+}
+
+/// Undoes [`mark_delivered`] for bare messages that were held back after
+/// all, not sent: pending again, as they were.
+fn mark_pending_again(schema: &str, ids: &[i64]) {
     run(
         &format!(
             "UPDATE {schema}.erlang_outbox_queue \
-                SET state = 'delivered', delivered_at = pg_catalog.now(), \
-                    attempts = attempts + 1, last_error = NULL \
-              WHERE id IN (SELECT id FROM {schema}.erlang_outbox_queue \
-                            WHERE id = ANY($1) AND state = 'pending' \
-                            FOR UPDATE SKIP LOCKED)"
+                SET state = 'pending', delivered_at = NULL, attempts = attempts - 1 \
+              WHERE id = ANY($1) AND state = 'delivered'"
         ),
         &[DatumWithOid::from(ids.to_vec())],
     );

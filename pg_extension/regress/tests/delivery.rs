@@ -804,3 +804,54 @@ fn bare_messages_to_a_name_nobody_holds_are_not_held_back() {
         ["bare:2"]
     );
 }
+
+/// A bare message goes only once it is marked delivered: while another
+/// transaction holds its row (a retry, a purge), it is not sent, and it
+/// is sent once after, not once per attempt to mark it.
+#[test]
+fn a_bare_message_whose_row_is_held_is_sent_once_after() {
+    let cluster = preloaded();
+    let mut node = receiver();
+    server(&cluster, "held_row", &node);
+    // Queued while the node is down, so that its row is held before the
+    // worker can reach the node.
+    node.kill();
+    let id = sql(
+        &cluster,
+        "postgres",
+        "SELECT erlang_send_on_commit('held_row', 'orders', '{\"n\": 1}', ack => false);",
+    );
+    std::thread::scope(|scope| {
+        let locker = scope.spawn(|| {
+            sql(
+                &cluster,
+                "postgres",
+                &format!(
+                    "BEGIN;\n\
+                     SELECT id FROM erlang_outbox_queue WHERE id = {id} FOR UPDATE;\n\
+                     SELECT pg_sleep(4);\n\
+                     COMMIT;"
+                ),
+            )
+        });
+        wait_for(
+            &cluster,
+            "postgres",
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+             WHERE a.query LIKE '%pg_sleep(4)%' AND l.locktype = 'transactionid'",
+            "1",
+        );
+        let args = receiver_args();
+        node.restart_with(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        locker.join().unwrap();
+    });
+    settle(&cluster, "held_row");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while received_numbers(&cluster, "held_row", "orders").is_empty() {
+        assert!(Instant::now() < deadline, "the bare message never came");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Give a second copy time to show up, if one were on its way.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(received_numbers(&cluster, "held_row", "orders"), ["bare:1"]);
+}
