@@ -212,13 +212,13 @@ defmodule ErlangCnode.Integration.SqlTest do
       state == "1"
     end)
 
-    # The call is on the node (its task watched) a moment after it shows.
-    wait_until(fn -> ErlangCnode.Dispatcher.running() >= 1 end)
-    tasks = ErlangCnode.Dispatcher.running()
+    # The call is on the node a moment after it shows.
+    slow = fn -> ErlangCnode.Test.Wait.running_in(ErlangCnode.TestServices.Accounts, :slow) end
+    wait_until(fn -> slow.() == 1 end)
     assert [["t"]] = query!(other, "SELECT pg_cancel_backend(#{pid})")
     assert {:error, %{code: "57014"}} = Task.await(call, 30_000)
     # The service's task goes with the cancelled call.
-    wait_until(fn -> ErlangCnode.Dispatcher.running() == tasks - 1 end)
+    wait_until(fn -> slow.() == 0 end)
 
     assert [["3"]] =
              query!(
