@@ -1048,6 +1048,11 @@ unsafe fn service_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
             _ => Err(unexpected_service_reply(&node_text)),
         },
         erlang_cnode_node::Outcome::Return(_) => Err(unexpected_service_reply(&node_text)),
+        // Stopped by its dispatcher past its timeout: the `:timeout` answer.
+        erlang_cnode_node::Outcome::Exception { reason, .. } if overran(&reason).is_some() => {
+            let message = overran(&reason).unwrap_or_default();
+            Err(service_error(&what, &node_text, "timeout", &message))
+        }
         erlang_cnode_node::Outcome::Exception {
             class,
             reason,
@@ -1135,6 +1140,25 @@ unsafe fn fdw_validator(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
         server::validate(list, catalog)?;
     }
     Ok(Datum::from(0usize))
+}
+
+/// The message of a service call's process stopped past its timeout: its
+/// exit reason `{signal, {erlang_cnode_timeout, Message}}`.
+fn overran(reason: &Term<'_>) -> Option<String> {
+    let Term::Tuple(signal) = reason else {
+        return None;
+    };
+    let [Term::Atom(tag), Term::Tuple(why)] = signal.as_slice() else {
+        return None;
+    };
+    match why.as_slice() {
+        [Term::Atom(timeout), Term::Binary(message)]
+            if tag == "signal" && timeout == "erlang_cnode_timeout" =>
+        {
+            Some(String::from_utf8_lossy(message).into_owned())
+        }
+        _ => None,
+    }
 }
 
 fn unexpected_service_reply(node: &str) -> SqlError {

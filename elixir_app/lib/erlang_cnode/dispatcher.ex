@@ -68,18 +68,45 @@ defmodule ErlangCnode.Dispatcher do
   end
 
   @doc """
-  `call/4` with the arguments as JSON text (an object), as SQL sends them.
-  The text is decoded on this node without making new atoms, so no
-  argument from SQL can create one.
+  `call/4` as SQL makes it: the arguments as JSON text (an object), decoded
+  on this node without making new atoms, so no argument from SQL can create
+  one.
+
+  The caller is a process of its own, spawned on this node for this one
+  call by the PostgreSQL backend, which kills it when the query is
+  cancelled: the function runs in it, with no task to hand over to (on a
+  busy machine, waking another process costs more than most services
+  take). Past `timeout` its dispatcher stops it with the exit reason
+  `{:erlang_cnode_timeout, message}`, which the backend reports as the
+  `:timeout` answer would be (SQLSTATE `57014`); a function that traps
+  exits runs on until the backend's own deadline, a little later, kills
+  it.
   """
   @spec sql_call(String.t(), String.t(), String.t(), pos_integer) ::
           {:ok, term} | {:error, kind, String.t()}
   def sql_call(service, function, json, timeout) when is_binary(json) do
     case ErlangCnode.Term.from_json(json) do
-      {:ok, args} -> call(service, function, args, timeout)
+      {:ok, args} -> run_here(service, function, args, timeout)
       {:error, {kind, message}} -> {:error, :invalid_arguments, "args: #{kind}: #{message}"}
     end
   end
+
+  defp run_here(service, function, args, timeout)
+       when is_integer(timeout) and timeout > 0 and timeout <= 0xFFFFFFFF do
+    with {:ok, module} <- find_service(service),
+         {:ok, signature} <- find_function(module, service, function),
+         {:ok, argv} <- check_args(signature, args) do
+      # A timer of the runtime's, not a message: nothing else runs unless
+      # the call overruns.
+      dispatcher = partition(:erlang.phash2(self(), partitions()))
+      timer = :erlang.start_timer(timeout, dispatcher, {:overran, self(), signature.name})
+      answer = answer(module, signature, argv)
+      :erlang.cancel_timer(timer, async: true, info: false)
+      answer
+    end
+  end
+
+  defp run_here(service, function, args, timeout), do: call(service, function, args, timeout)
 
   @doc """
   Calls `function` of `service` with `args` (a map of argument names to
@@ -190,7 +217,7 @@ defmodule ErlangCnode.Dispatcher do
     kind, reason -> {:error, :crashed, Exception.format(kind, reason, __STACKTRACE__)}
   end
 
-  @doc "How many service calls' tasks are under way on this node."
+  @doc "How many tasks of `call/4` are under way on this node."
   @spec running() :: non_neg_integer
   def running do
     for i <- 0..(partitions() - 1), reduce: 0 do
@@ -234,6 +261,16 @@ defmodule ErlangCnode.Dispatcher do
         Process.demonitor(entry.caller, [:flush])
         {:noreply, Map.delete(watched, entry.caller)}
     end
+  end
+
+  # A call from SQL overran: its process is stopped, and says why.
+  def handle_info({:timeout, _timer, {:overran, caller, name}}, watched) when is_pid(caller) do
+    Process.exit(
+      caller,
+      {:erlang_cnode_timeout, "#{name} did not finish in time and was stopped"}
+    )
+
+    {:noreply, watched}
   end
 
   def handle_info(_stale, watched), do: {:noreply, watched}

@@ -112,6 +112,28 @@ defmodule ErlangCnode.DispatcherTest do
     assert {:ok, ErlangCnode.TestServices.Accounts} = Registry.lookup("accounts")
   end
 
+  test "a call from SQL runs in its caller, and is stopped past its timeout saying why" do
+    json = ~s({"a": 1, "b": 2})
+    assert Dispatcher.sql_call("demo", "add", json, 1000) == {:ok, 3}
+
+    {caller, ref} =
+      spawn_monitor(fn -> Dispatcher.sql_call("accounts", "slow", ~s({"ms": 60000}), 50) end)
+
+    assert_receive {:DOWN, ^ref, :process, ^caller, {:erlang_cnode_timeout, message}}, 5_000
+    assert message == "slow did not finish in time and was stopped"
+    # A call that ends in time leaves no timer behind to stop it later.
+    me = self()
+
+    spawn(fn ->
+      send(me, {:answer, Dispatcher.sql_call("accounts", "slow", ~s({"ms": 1}), 100)})
+      Process.sleep(300)
+      send(me, :still_alive)
+    end)
+
+    assert_receive {:answer, {:ok, "done"}}, 2_000
+    assert_receive :still_alive, 2_000
+  end
+
   test "SQL's JSON arguments make no atoms" do
     name = "never_made_#{System.unique_integer([:positive])}"
     json = ~s({"value": {"$atom": "#{name}"}})
