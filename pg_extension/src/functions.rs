@@ -4,7 +4,7 @@
 //! [`crate::error`].
 
 use erlang_cnode_codec::Term;
-use erlang_cnode_node::ConnectionInfo;
+use erlang_cnode_node::{Class, ConnectionInfo};
 use pgrx::fcinfo::{pg_getarg, pg_getarg_datum};
 use pgrx::pg_sys::{self, Datum, FunctionCallInfo};
 use pgrx::prelude::*;
@@ -983,9 +983,9 @@ unsafe fn multicall(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     jsonb::datum_of(&Term::List(rows), "(several)")
 }
 
-/// How much longer than the service's own timeout the reply may take: the
-/// caller on the node answers `timeout` itself when its task overruns (and
-/// kills the task); this leaves it time to.
+/// How much longer than the service's own timeout the reply may take: on
+/// the node the call is stopped (and answers `timeout`) when it overruns;
+/// this leaves it time to.
 const SERVICE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// `erlang_service_call(node, service, function, args, timeout_ms)`: a typed
@@ -1049,9 +1049,28 @@ unsafe fn service_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
         },
         erlang_cnode_node::Outcome::Return(_) => Err(unexpected_service_reply(&node_text)),
         // Stopped by its dispatcher past its timeout: the `:timeout` answer.
-        erlang_cnode_node::Outcome::Exception { reason, .. } if overran(&reason).is_some() => {
+        erlang_cnode_node::Outcome::Exception {
+            class: Class::Exit,
+            reason,
+            ..
+        } if overran(&reason).is_some() => {
             let message = overran(&reason).unwrap_or_default();
             Err(service_error(&what, &node_text, "timeout", &message))
+        }
+        // Killed by a signal while the function ran in it (a link, its own
+        // exit/2, max_heap_size): the service crashed.
+        erlang_cnode_node::Outcome::Exception {
+            class: Class::Exit,
+            reason: Term::Tuple(signal),
+            ..
+        } if matches!(signal.as_slice(), [Term::Atom(s), _] if s == "signal") => {
+            let why = erlang_cnode_codec::text::to_erlang_text(&signal[1], 1000);
+            Err(service_error(
+                &what,
+                &node_text,
+                "crashed",
+                &format!("its process was stopped: {why}"),
+            ))
         }
         erlang_cnode_node::Outcome::Exception {
             class,

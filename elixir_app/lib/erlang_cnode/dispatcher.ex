@@ -5,21 +5,21 @@ defmodule ErlangCnode.Dispatcher do
   arguments as JSON text; Elixir code can call `call/4` with a map.
 
   The arguments are checked and converted against the function's signature
-  in the caller, before anything runs. The caller then starts the function
-  in a task of its own (a process it monitors, not linked), which checks
-  the result against the declared return type and answers the caller
-  directly; the caller waits for the answer until the timeout, and kills
-  the task past it. Nothing stands between the caller and its task: no
-  process is asked anything on the way.
+  in the caller, before anything runs; the result is checked against the
+  declared return type. A call from SQL (`sql_call/4`) runs in the process
+  it came in (see there). A call from Elixir (`call/4`) runs in a task its
+  caller starts (a process it monitors, not linked), which answers the
+  caller directly; the caller waits for the answer until the timeout, and
+  kills the task past it. Nothing stands between a call and its function:
+  no process is asked anything on the way.
 
-  A dispatcher process watches the tasks, off that path (the caller tells
-  it without waiting): it kills a task whose caller is gone (a cancelled
-  query kills the caller on the node) even if the task traps exits.
-  Nothing a service does — crash, hang, trap exits, return nonsense — takes
-  a dispatcher or a caller down. There is one dispatcher per scheduler
-  (`partitions/0`), each caller's task watched by the one its pid hashes
-  to; the first is registered as `ErlangCnode.Dispatcher`. `running/0`
-  counts the tasks under way.
+  Dispatcher processes keep time for SQL's calls and watch `call/4`'s
+  tasks, off that path (told without waiting): a task whose caller is gone
+  is killed even if it traps exits. Nothing a service does — crash, hang,
+  trap exits, return nonsense — takes a dispatcher down. There is one
+  dispatcher per scheduler (`partitions/0`), each call served by the one
+  its caller's pid hashes to; the first is registered as
+  `ErlangCnode.Dispatcher`. `running/0` counts `call/4`'s tasks under way.
 
   The answer is `{:ok, result}`, with the result in the plain JSON its type
   promises (see `ErlangCnode.Types.encode/2`), or `{:error, kind, message}`
@@ -72,15 +72,18 @@ defmodule ErlangCnode.Dispatcher do
   on this node without making new atoms, so no argument from SQL can create
   one.
 
-  The caller is a process of its own, spawned on this node for this one
-  call by the PostgreSQL backend, which kills it when the query is
-  cancelled: the function runs in it, with no task to hand over to (on a
-  busy machine, waking another process costs more than most services
-  take). Past `timeout` its dispatcher stops it with the exit reason
-  `{:erlang_cnode_timeout, message}`, which the backend reports as the
-  `:timeout` answer would be (SQLSTATE `57014`); a function that traps
-  exits runs on until the backend's own deadline, a little later, kills
-  it.
+  Only for a process spawned for this one call, as the PostgreSQL backend
+  spawns it (and kills it when the query is cancelled): the function runs
+  in it, with no task to hand over to (on a busy machine, waking another
+  process costs more than most services take), and past `timeout` its
+  dispatcher stops it with the exit reason `{:erlang_cnode_timeout,
+  message}`, which the backend reports as the `:timeout` answer (SQLSTATE
+  `57014`). A function that traps exits runs on until the backend's own
+  deadline, a little later, kills it; one that ends past its timeout
+  anyway answers `:timeout`, not its result. Links the function made are
+  undone before the process ends (it ends with a reason that would take
+  linked processes with it), so what it started with `spawn_link` lives
+  on as it would after a task.
   """
   @spec sql_call(String.t(), String.t(), String.t(), pos_integer) ::
           {:ok, term} | {:error, kind, String.t()}
@@ -99,14 +102,30 @@ defmodule ErlangCnode.Dispatcher do
       # A timer of the runtime's, not a message: nothing else runs unless
       # the call overruns.
       dispatcher = partition(:erlang.phash2(self(), partitions()))
+      started = System.monotonic_time(:millisecond)
       timer = :erlang.start_timer(timeout, dispatcher, {:overran, self(), signature.name})
       answer = answer(module, signature, argv)
       :erlang.cancel_timer(timer, async: true, info: false)
-      answer
+      unlink_all()
+
+      # Past its time (the dispatcher late, or the function trapping the
+      # exit): a timeout all the same.
+      if System.monotonic_time(:millisecond) - started > timeout,
+        do: {:error, :timeout, "#{signature.name} did not finish in time and was stopped"},
+        else: answer
     end
   end
 
   defp run_here(service, function, args, timeout), do: call(service, function, args, timeout)
+
+  # The links the function made: undone, so that the end of this process
+  # (never `normal`: erpc ends it with its answer) takes nothing with it.
+  defp unlink_all do
+    case Process.info(self(), :links) do
+      {:links, links} -> Enum.each(links, &Process.unlink/1)
+      nil -> :ok
+    end
+  end
 
   @doc """
   Calls `function` of `service` with `args` (a map of argument names to

@@ -134,6 +134,41 @@ defmodule ErlangCnode.DispatcherTest do
     assert_receive :still_alive, 2_000
   end
 
+  test "what a call from SQL links to lives on after its process" do
+    name = :"linked_worker_#{System.unique_integer([:positive])}"
+    Process.register(self(), name)
+    me = self()
+
+    # As erpc ends it: never with `normal`.
+    {caller, ref} =
+      spawn_monitor(fn ->
+        send(
+          me,
+          {:answer, Dispatcher.sql_call("accounts", "linked_worker", ~s({"to": "#{name}"}), 1000)}
+        )
+
+        exit({:erpc_like, :return})
+      end)
+
+    assert_receive {:worker, worker}, 2_000
+    assert_receive {:answer, {:ok, true}}, 2_000
+    assert_receive {:DOWN, ^ref, :process, ^caller, {:erpc_like, :return}}, 2_000
+    Process.sleep(50)
+    assert Process.alive?(worker)
+    Process.exit(worker, :kill)
+  end
+
+  test "a call from SQL that traps the stop and ends late answers :timeout" do
+    me = self()
+
+    spawn(fn ->
+      send(me, {:answer, Dispatcher.sql_call("accounts", "stubborn", ~s({"ms": 300}), 100)})
+    end)
+
+    assert_receive {:answer, {:error, :timeout, message}}, 5_000
+    assert message =~ "did not finish in time"
+  end
+
   test "SQL's JSON arguments make no atoms" do
     name = "never_made_#{System.unique_integer([:positive])}"
     json = ~s({"value": {"$atom": "#{name}"}})

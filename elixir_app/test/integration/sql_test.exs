@@ -178,6 +178,15 @@ defmodule ErlangCnode.Integration.SqlTest do
              )
   end
 
+  test "a service whose process is stopped by a signal crashed (ER004)", %{session: s, node: node} do
+    assert {:error, %{code: "ER004", message: message} = error} =
+             query(s, "SELECT erlang_service_call(#{node}, 'accounts', 'stops_itself')")
+
+    assert message =~ "accounts.stops_itself"
+    assert message =~ "crashed"
+    assert inspect(error) =~ "its process was stopped: boom"
+  end
+
   test "a slow service times out with 57014", %{session: s, node: node} do
     assert {:error, %{code: "57014", message: message}} =
              query(
@@ -186,6 +195,7 @@ defmodule ErlangCnode.Integration.SqlTest do
              )
 
     assert message =~ "accounts.slow"
+    assert message =~ "did not finish in time"
   end
 
   test "pg_cancel_backend stops a service call", %{cluster: cluster, session: s, node: node} do
@@ -217,7 +227,7 @@ defmodule ErlangCnode.Integration.SqlTest do
     wait_until(fn -> slow.() == 1 end)
     assert [["t"]] = query!(other, "SELECT pg_cancel_backend(#{pid})")
     assert {:error, %{code: "57014"}} = Task.await(call, 30_000)
-    # The service's task goes with the cancelled call.
+    # The service's process goes with the cancelled call.
     wait_until(fn -> slow.() == 0 end)
 
     assert [["3"]] =

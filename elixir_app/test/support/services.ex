@@ -28,6 +28,20 @@ defmodule ErlangCnode.TestServices.Accounts do
     true
   end
 
+  defcall linked_worker(to :: string) :: boolean do
+    # A worker linked to the call's process, that outlives the call (as
+    # one started after a task would); `to` learns its pid.
+    worker = spawn_link(fn -> Process.sleep(:infinity) end)
+    send(String.to_existing_atom(to), {:worker, worker})
+    true
+  end
+
+  defcall stops_itself() :: boolean do
+    # An exit signal, not an exception: nothing in the function catches it.
+    Process.exit(self(), :boom)
+    true
+  end
+
   defcall stubborn(ms :: integer) :: string do
     Process.flag(:trap_exit, true)
     Process.sleep(ms)
