@@ -265,7 +265,8 @@ impl Channel {
         // whole frames are here already (or come without waiting), they
         // stay back, to go out with the next ones in one write.
         if !self.frame_buffered() {
-            if self.low_water > 1 {
+            let gathering = self.low_water > 1;
+            if gathering {
                 self.flush(waiter, deadline)?;
                 let until = deadline.min(Instant::now() + GATHER_WAIT);
                 if waiter
@@ -276,15 +277,13 @@ impl Channel {
                         node: self.node.clone(),
                     });
                 }
-                self.input.read_once(&self.stream, 1, &self.node)?;
-                if !self.frame_buffered() {
-                    // Nothing whole came in that moment: frames are taken
-                    // as they come again, so that the wait for the rest
-                    // is not held up.
-                    self.gather(1);
-                }
-            } else {
-                self.input.read_once(&self.stream, 1, &self.node)?;
+            }
+            self.input.read_once(&self.stream, 1, &self.node)?;
+            if gathering && !self.frame_buffered() {
+                // Nothing whole came in that moment: frames are taken as
+                // they come again, so that the wait for the rest is not
+                // held up.
+                self.gather(1);
             }
         }
         if !self.frame_buffered() {

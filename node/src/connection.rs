@@ -509,15 +509,8 @@ impl Connection {
             Term::List(args),
         ];
         let options = vec![Term::atom(if linked { "link" } else { "monitor" })];
-        self.spawn_request(
-            result_tag.clone(),
-            "execute_call",
-            args,
-            options,
-            waiter,
-            deadline,
-        )?;
-        Ok(self.calls.add(request_id, result_tag, linked))
+        self.spawn_request(result_tag, "execute_call", args, options, waiter, deadline)?;
+        Ok(self.calls.add(request_id, linked))
     }
 
     /// Waits until `deadline` for the outcome of call `id`, keeping every

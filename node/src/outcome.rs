@@ -2,7 +2,7 @@
 //! three classes, read from `erpc:execute_call/4`'s exit reason so that a
 //! result, each class and a vanished process are told apart exactly.
 
-use erlang_cnode_codec::Term;
+use erlang_cnode_codec::{Reference, Term};
 
 /// The class of an Erlang exception.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,16 +47,17 @@ pub enum Outcome {
 /// Reads `erpc:execute_call/4`'s exit reason: `{Tag, return, V}`,
 /// `{Tag, throw, V}`, `{Tag, exit, R}`, `{Tag, error, R, Stack}`; anything
 /// else means the process died of a signal.
-pub(crate) fn of_execute_call(reason: Term<'static>, tag: &Term<'static>) -> Outcome {
+pub(crate) fn of_execute_call(reason: Term<'static>, tag: &Reference<'_>) -> Outcome {
+    let tagged = |t: &Term<'_>| matches!(t, Term::Reference(r) if **r == *tag);
     let class = match &reason {
         Term::Tuple(items) => match items.as_slice() {
-            [t, Term::Atom(kind), _] if t == tag => match &**kind {
+            [t, Term::Atom(kind), _] if tagged(t) => match &**kind {
                 "return" => Some(None),
                 "throw" => Some(Some(Class::Throw)),
                 "exit" => Some(Some(Class::Exit)),
                 _ => None,
             },
-            [t, Term::Atom(kind), _, _] if t == tag && kind == "error" => Some(Some(Class::Error)),
+            [t, Term::Atom(kind), _, _] if tagged(t) && kind == "error" => Some(Some(Class::Error)),
             _ => None,
         },
         _ => None,

@@ -27,10 +27,9 @@ pub(crate) type Ended = std::result::Result<Outcome, Lost>;
 
 #[derive(Debug)]
 struct PendingCall {
-    /// Its spawn request's reference (the key is only part of it).
+    /// Its spawn request's reference (the key is only part of it), also
+    /// the tag `erpc:execute_call/4` puts in its exit reason.
     request_id: Reference<'static>,
-    /// The tag `erpc:execute_call/4` puts in its exit reason.
-    result_tag: Term<'static>,
     /// Whether its process is linked to us (and not monitored): its end
     /// comes as a link's exit signal, found by the process's pid.
     linked: bool,
@@ -113,20 +112,14 @@ pub(crate) struct Calls {
 
 impl Calls {
     /// Adds a call whose spawn request went out with `request_id` (a
-    /// reference [`crate::LocalNode::make_ref`] made); `linked` if its
-    /// process is linked to us instead of monitored.
-    pub(crate) fn add(
-        &mut self,
-        request_id: Reference<'static>,
-        result_tag: Term<'static>,
-        linked: bool,
-    ) -> CallId {
+    /// reference [`crate::LocalNode::make_ref`] made, also its result's
+    /// tag); `linked` if its process is linked to us instead of monitored.
+    pub(crate) fn add(&mut self, request_id: Reference<'static>, linked: bool) -> CallId {
         let key = key_of(&request_id).expect("a reference this node made");
         self.by_request.insert(
             key,
             PendingCall {
                 request_id: request_id.clone(),
-                result_tag,
                 linked,
                 spawned: None,
                 ended: None,
@@ -214,11 +207,11 @@ impl Calls {
     /// The call a spawn reply, monitor signal or link exit signal is about:
     /// its key, if it is one of ours.
     fn key_for(&self, control: &Control) -> Option<u64> {
-        let (key, by_monitor) = match control {
+        let (reference, by_monitor) = match control {
             Control::SpawnReply {
                 request_id: Term::Reference(r),
                 ..
-            } => (key_of(r)?, false),
+            } => (r, false),
             Control::MonitorPExit {
                 reference: Term::Reference(r),
                 ..
@@ -226,7 +219,7 @@ impl Calls {
             | Control::PayloadMonitorPExit {
                 reference: Term::Reference(r),
                 ..
-            } => (key_of(r)?, true),
+            } => (r, true),
             Control::Exit {
                 from: Term::Pid(p), ..
             }
@@ -239,17 +232,11 @@ impl Calls {
             }
             _ => return None,
         };
+        let key = key_of(reference)?;
         let call = self.by_request.get(&key)?;
-        let reference = match control {
-            Control::SpawnReply { request_id, .. } => request_id,
-            Control::MonitorPExit { reference, .. }
-            | Control::PayloadMonitorPExit { reference, .. } => reference,
-            _ => unreachable!("matched above"),
-        };
-        let same = matches!(reference, Term::Reference(r) if **r == call.request_id);
         // A linked call's end comes by its link, a monitored one's by its
         // monitor.
-        (same && !(by_monitor && call.linked)).then_some(key)
+        (**reference == call.request_id && !(by_monitor && call.linked)).then_some(key)
     }
 
     /// Takes a spawn reply, monitor signal or link exit signal for the call
@@ -307,7 +294,7 @@ impl Calls {
             self.remove(key);
         } else if call.ended.is_none() {
             self.running -= 1;
-            call.ended = Some(reason.map(|r| of_execute_call(r, &call.result_tag)));
+            call.ended = Some(reason.map(|r| of_execute_call(r, &call.request_id)));
         }
         Routed::Taken
     }
@@ -382,9 +369,11 @@ mod tests {
         )
     }
 
-    fn returned(tag: &str, value: i64) -> Term<'static> {
+    /// What `erpc:execute_call/4` exits with when call `request` returns
+    /// `value` (its result's tag is its request's reference).
+    fn returned(request: u32, value: i64) -> Term<'static> {
         Term::Tuple(vec![
-            Term::atom(tag.to_owned()),
+            self::request(request),
             Term::atom("return"),
             Term::Int(value),
         ])
@@ -393,28 +382,25 @@ mod tests {
     #[test]
     fn replies_find_their_calls_in_any_order() {
         let mut calls = Calls::default();
-        let a = calls.add(reference(1), Term::atom("ta"), false);
-        let b = calls.add(reference(2), Term::atom("tb"), false);
+        let a = calls.add(reference(1), false);
+        let b = calls.add(reference(2), false);
         assert_eq!(calls.in_flight(), 2);
-        assert_eq!(calls.route(down(2, returned("tb", 2))), Routed::Taken);
+        assert_eq!(calls.route(down(2, returned(2, 2))), Routed::Taken);
         assert!(calls.take(&a).is_none());
-        assert_eq!(calls.route(down(1, returned("ta", 1))), Routed::Taken);
+        assert_eq!(calls.route(down(1, returned(1, 1))), Routed::Taken);
         assert_eq!(calls.take(&a), Some(Ok(Outcome::Return(Term::Int(1)))));
         assert_eq!(calls.in_flight(), 0);
         assert_eq!(calls.take(&b), Some(Ok(Outcome::Return(Term::Int(2)))));
         assert!(!calls.contains(&a) && calls.in_flight() == 0);
         // Late: no call of its own any more, and handed back.
-        let late = down(1, returned("ta", 1));
-        assert_eq!(
-            calls.route(late),
-            Routed::NotOurs(down(1, returned("ta", 1)))
-        );
+        let late = down(1, returned(1, 1));
+        assert_eq!(calls.route(late), Routed::NotOurs(down(1, returned(1, 1))));
     }
 
     #[test]
     fn a_reference_that_only_shares_the_key_is_not_the_call() {
         let mut calls = Calls::default();
-        let id = calls.add(reference(1), Term::atom("t"), false);
+        let id = calls.add(reference(1), false);
         let mut other = reference(1);
         other.node = "someone@else".into();
         let forged = Term::Reference(Box::new(other));
@@ -423,7 +409,7 @@ mod tests {
                 from: pid(9),
                 to: Term::atom("us"),
                 reference: forged,
-                reason: returned("t", 1),
+                reason: returned(1, 1),
             },
             None,
         );
@@ -434,30 +420,30 @@ mod tests {
     #[test]
     fn a_linked_call_ends_by_its_exit_signal_not_by_a_monitor() {
         let mut calls = Calls::default();
-        let id = calls.add(reference(1), Term::atom("t"), true);
+        let id = calls.add(reference(1), true);
         // Before the spawn reply, no pid is known to be this call's.
         assert!(matches!(
-            calls.route(exited(pid(3), returned("t", 5))),
+            calls.route(exited(pid(3), returned(1, 5))),
             Routed::NotOurs(_)
         ));
         assert_eq!(calls.route(spawned(request(1), pid(3))), Routed::Taken);
         // A monitor signal is not how a linked call ends.
         assert!(matches!(
-            calls.route(down(1, returned("t", 6))),
+            calls.route(down(1, returned(1, 6))),
             Routed::NotOurs(_)
         ));
         // Another process's exit is not this call's.
         assert!(matches!(
-            calls.route(exited(pid(4), returned("t", 7))),
+            calls.route(exited(pid(4), returned(1, 7))),
             Routed::NotOurs(_)
         ));
-        assert_eq!(calls.route(exited(pid(3), returned("t", 5))), Routed::Taken);
+        assert_eq!(calls.route(exited(pid(3), returned(1, 5))), Routed::Taken);
         assert_eq!(calls.in_flight(), 0);
         assert_eq!(calls.take(&id), Some(Ok(Outcome::Return(Term::Int(5)))));
         // Its pid is forgotten with it.
         assert!(calls.by_pid.is_empty());
         assert!(matches!(
-            calls.route(exited(pid(3), returned("t", 5))),
+            calls.route(exited(pid(3), returned(1, 5))),
             Routed::NotOurs(_)
         ));
     }
@@ -466,8 +452,8 @@ mod tests {
     fn a_call_given_up_on_is_killed_as_soon_as_its_process_is_known() {
         for linked in [false, true] {
             let mut calls = Calls::default();
-            let early = calls.add(reference(1), Term::atom("t1"), linked);
-            let late = calls.add(reference(2), Term::atom("t2"), linked);
+            let early = calls.add(reference(1), linked);
+            let late = calls.add(reference(2), linked);
             assert_eq!(calls.route(spawned(request(2), pid(2))), Routed::Taken);
             // Known: kill now. Unknown: kill when its spawn reply comes.
             assert_eq!(calls.abandon(&late), Some(pid(2)));
@@ -496,7 +482,7 @@ mod tests {
     #[test]
     fn a_spawn_that_failed_ends_the_call_as_an_error() {
         let mut calls = Calls::default();
-        let id = calls.add(reference(1), Term::atom("t"), true);
+        let id = calls.add(reference(1), true);
         calls.route(spawned(request(1), Term::atom("system_limit")));
         // A second report changes nothing, and the count stays right.
         calls.route(spawned(request(1), Term::atom("system_limit")));
@@ -510,8 +496,8 @@ mod tests {
     #[test]
     fn a_reason_too_deep_to_read_ends_its_own_call() {
         let mut calls = Calls::default();
-        let id = calls.add(reference(1), Term::atom("t"), false);
-        let other = calls.add(reference(2), Term::atom("t2"), false);
+        let id = calls.add(reference(1), false);
+        let other = calls.add(reference(2), false);
         let down = Received {
             control: Control::PayloadMonitorPExit {
                 from: pid(9),

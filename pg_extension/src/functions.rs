@@ -1048,29 +1048,14 @@ unsafe fn service_call(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
             _ => Err(unexpected_service_reply(&node_text)),
         },
         erlang_cnode_node::Outcome::Return(_) => Err(unexpected_service_reply(&node_text)),
-        // Stopped by its dispatcher past its timeout: the `:timeout` answer.
-        erlang_cnode_node::Outcome::Exception {
-            class: Class::Exit,
-            reason,
-            ..
-        } if overran(&reason).is_some() => {
-            let message = overran(&reason).unwrap_or_default();
-            Err(service_error(&what, &node_text, "timeout", &message))
-        }
-        // Killed by a signal while the function ran in it (a link, its own
-        // exit/2, max_heap_size): the service crashed.
+        // Its process stopped by a signal while the function ran in it.
         erlang_cnode_node::Outcome::Exception {
             class: Class::Exit,
             reason: Term::Tuple(signal),
             ..
         } if matches!(signal.as_slice(), [Term::Atom(s), _] if s == "signal") => {
-            let why = erlang_cnode_codec::text::to_erlang_text(&signal[1], 1000);
-            Err(service_error(
-                &what,
-                &node_text,
-                "crashed",
-                &format!("its process was stopped: {why}"),
-            ))
+            let (kind, message) = stopped(&signal[1]);
+            Err(service_error(&what, &node_text, kind, &message))
         }
         erlang_cnode_node::Outcome::Exception {
             class,
@@ -1161,23 +1146,20 @@ unsafe fn fdw_validator(fcinfo: FunctionCallInfo) -> SqlResult<Datum> {
     Ok(Datum::from(0usize))
 }
 
-/// The message of a service call's process stopped past its timeout: its
-/// exit reason `{signal, {erlang_cnode_timeout, Message}}`.
-fn overran(reason: &Term<'_>) -> Option<String> {
-    let Term::Tuple(signal) = reason else {
-        return None;
-    };
-    let [Term::Atom(tag), Term::Tuple(why)] = signal.as_slice() else {
-        return None;
-    };
-    match why.as_slice() {
-        [Term::Atom(timeout), Term::Binary(message)]
-            if tag == "signal" && timeout == "erlang_cnode_timeout" =>
-        {
-            Some(String::from_utf8_lossy(message).into_owned())
+/// Why a service call's process was stopped by a signal, as the kind of
+/// the dispatcher's answers: `timeout`, with its message, for its
+/// dispatcher's stop past its timeout (`{erlang_cnode_timeout, Message}`);
+/// `crashed` for anything else (a link, its own `exit/2`, `max_heap_size`).
+fn stopped(why: &Term<'_>) -> (&'static str, String) {
+    if let Term::Tuple(items) = why {
+        if let [Term::Atom(tag), Term::Binary(message)] = items.as_slice() {
+            if tag == "erlang_cnode_timeout" {
+                return ("timeout", String::from_utf8_lossy(message).into_owned());
+            }
         }
-        _ => None,
     }
+    let why = erlang_cnode_codec::text::to_erlang_text(why, 1000);
+    ("crashed", format!("its process was stopped: {why}"))
 }
 
 fn unexpected_service_reply(node: &str) -> SqlError {
