@@ -89,34 +89,27 @@ defmodule ErlangCnode.Dispatcher do
           {:ok, term} | {:error, kind, String.t()}
   def sql_call(service, function, json, timeout) when is_binary(json) do
     case ErlangCnode.Term.from_json(json) do
-      {:ok, args} -> run_here(service, function, args, timeout)
+      {:ok, args} -> call(service, function, args, timeout, &run_here/4)
       {:error, {kind, message}} -> {:error, :invalid_arguments, "args: #{kind}: #{message}"}
     end
   end
 
-  defp run_here(service, function, args, timeout)
-       when is_integer(timeout) and timeout > 0 and timeout <= 0xFFFFFFFF do
-    with {:ok, module} <- find_service(service),
-         {:ok, signature} <- find_function(module, service, function),
-         {:ok, argv} <- check_args(signature, args) do
-      # A timer of the runtime's, not a message: nothing else runs unless
-      # the call overruns.
-      dispatcher = partition(:erlang.phash2(self(), partitions()))
-      started = System.monotonic_time(:millisecond)
-      timer = :erlang.start_timer(timeout, dispatcher, {:overran, self(), signature.name})
-      answer = answer(module, signature, argv)
-      :erlang.cancel_timer(timer, async: true, info: false)
-      unlink_all()
+  # Runs the function in the calling process (see `sql_call/4`). A timer
+  # of the runtime's, not a message: nothing else runs unless the call
+  # overruns.
+  defp run_here(module, signature, argv, timeout) do
+    started = System.monotonic_time(:millisecond)
+    timer = :erlang.start_timer(timeout, dispatcher(), {:overran, self(), signature.name})
+    answer = answer(module, signature, argv)
+    :erlang.cancel_timer(timer, async: true, info: false)
+    unlink_all()
 
-      # Past its time (the dispatcher late, or the function trapping the
-      # exit): a timeout all the same.
-      if System.monotonic_time(:millisecond) - started > timeout,
-        do: {:error, :timeout, "#{signature.name} did not finish in time and was stopped"},
-        else: answer
-    end
+    # Past its time (the dispatcher late, or the function trapping the
+    # exit): a timeout all the same.
+    if System.monotonic_time(:millisecond) - started > timeout,
+      do: {:error, :timeout, overran(signature.name)},
+      else: answer
   end
-
-  defp run_here(service, function, args, timeout), do: call(service, function, args, timeout)
 
   # The links the function made: undone, so that the end of this process
   # (never `normal`: erpc ends it with its answer) takes nothing with it.
@@ -133,19 +126,29 @@ defmodule ErlangCnode.Dispatcher do
   """
   @spec call(String.t(), String.t(), map, pos_integer) ::
           {:ok, term} | {:error, kind, String.t()}
-  def call(service, function, args, timeout)
-      when is_integer(timeout) and timeout > 0 and timeout <= 0xFFFFFFFF do
+  def call(service, function, args, timeout),
+    do: call(service, function, args, timeout, &run_watched/4)
+
+  # Checks the call, then has `run` run it.
+  defp call(service, function, args, timeout, run)
+       when is_integer(timeout) and timeout > 0 and timeout <= 0xFFFFFFFF do
     with {:ok, module} <- find_service(service),
          {:ok, signature} <- find_function(module, service, function),
          {:ok, argv} <- check_args(signature, args) do
-      run_watched(module, signature, argv, timeout)
+      run.(module, signature, argv, timeout)
     end
   end
 
-  def call(_service, _function, _args, timeout),
+  defp call(_service, _function, _args, timeout, _run),
     do:
       {:error, :invalid_arguments,
        "timeout: expected a positive integer of milliseconds, got #{inspect(timeout)}"}
+
+  # The dispatcher that serves the calling process.
+  defp dispatcher, do: partition(:erlang.phash2(self(), partitions()))
+
+  # The `:timeout` answer's message.
+  defp overran(name), do: "#{name} did not finish in time and was stopped"
 
   defp find_service(service) do
     case Registry.lookup(service) do
@@ -187,7 +190,7 @@ defmodule ErlangCnode.Dispatcher do
   # mailbox.
   defp run_watched(module, signature, argv, timeout) do
     caller = self()
-    dispatcher = partition(:erlang.phash2(caller, partitions()))
+    dispatcher = dispatcher()
     reply_to = :erlang.alias()
 
     {pid, task} =
@@ -220,7 +223,7 @@ defmodule ErlangCnode.Dispatcher do
           0 -> :ok
         end
 
-        {:error, :timeout, "#{signature.name} did not finish in time and was stopped"}
+        {:error, :timeout, overran(signature.name)}
     end
   end
 
@@ -284,10 +287,7 @@ defmodule ErlangCnode.Dispatcher do
 
   # A call from SQL overran: its process is stopped, and says why.
   def handle_info({:timeout, _timer, {:overran, caller, name}}, watched) when is_pid(caller) do
-    Process.exit(
-      caller,
-      {:erlang_cnode_timeout, "#{name} did not finish in time and was stopped"}
-    )
+    Process.exit(caller, {:erlang_cnode_timeout, overran(name)})
 
     {:noreply, watched}
   end
