@@ -32,6 +32,11 @@ FROM generate_series(1, 3) i;
 SELECT i, erlang_await(id) FROM sent ORDER BY i DESC;
 SELECT erlang_await(id) FROM sent WHERE i = 1;
 SELECT erlang_await(-1);
+-- Both are 22023.
+\set VERBOSITY sqlstate
+SELECT erlang_await(id) FROM sent WHERE i = 1;
+SELECT erlang_await(-1);
+\set VERBOSITY default
 SELECT erlang_await(NULL);
 -- In a MATERIALIZED CTE read in order: every call sent before any is
 -- awaited.
